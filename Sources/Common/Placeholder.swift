@@ -1,0 +1,1 @@
+// Common module: placeholder until it lands.

@@ -1,0 +1,1 @@
+// NotificationService module: placeholder until it lands.

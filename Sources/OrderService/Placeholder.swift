@@ -1,0 +1,1 @@
+// OrderService module: placeholder until it lands.

@@ -1,0 +1,1 @@
+// Storage module: placeholder until it lands.

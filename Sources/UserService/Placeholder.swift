@@ -1,0 +1,1 @@
+// UserService module: placeholder until it lands.
