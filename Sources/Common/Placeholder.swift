@@ -1,1 +1,0 @@
-// Common module: placeholder until it lands.

@@ -1,0 +1,28 @@
+/// Queue names shared by the services. The first two are the original system's and must not change.
+public enum QueueName {
+    /// Where the user service publishes its events.
+    public static let dispatch = "queue_dispatch"
+    /// The order service's input.
+    public static let order = "queue_order"
+    /// Where the router moves events that have no route.
+    public static let unrouted = "queue_unrouted"
+
+    /// The dead-letter queue of `queue`: `<queue>.dead`.
+    public static func deadLetter(for queue: String) -> String {
+        queue + ".dead"
+    }
+}
+
+/// AMQP header names used on moved (dead-lettered or unrouted) messages and for tracing.
+public enum HeaderName {
+    /// Why the message was moved.
+    public static let error = "x-error"
+    /// When it was moved (ISO 8601).
+    public static let failedAt = "x-failed-at"
+    /// The queue it was consumed from.
+    public static let originalQueue = "x-original-queue"
+    /// How many times processing it was attempted.
+    public static let attempts = "x-attempts"
+    /// W3C trace context.
+    public static let traceparent = "traceparent"
+}

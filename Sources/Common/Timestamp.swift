@@ -1,0 +1,17 @@
+public import Foundation
+
+/// ISO 8601 timestamps in UTC with milliseconds, as on the wire: `2026-11-24T10:00:00.123Z`.
+public enum Timestamp {
+    private static let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt)
+    private static let wholeSeconds = Date.ISO8601FormatStyle(timeZone: .gmt)
+
+    /// Formats a date.
+    public static func format(_ date: Date) -> String {
+        date.formatted(style)
+    }
+
+    /// Parses a timestamp with or without fractional seconds; nil when it is not one.
+    public static func parse(_ text: String) -> Date? {
+        (try? style.parse(text)) ?? (try? wholeSeconds.parse(text))
+    }
+}
