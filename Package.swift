@@ -54,6 +54,15 @@ let package = Package(
             swiftSettings: upcoming),
 
         .target(
+            name: "ServiceRuntime",
+            dependencies: [
+                "Common", "Messaging", "HTTPServer",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: upcoming),
+        .target(
             name: "UserService",
             dependencies: serviceDependencies,
             swiftSettings: upcoming),
@@ -88,7 +97,10 @@ let package = Package(
             swiftSettings: upcoming),
         .testTarget(
             name: "ServiceTests",
-            dependencies: ["UserService", "NotificationService", "OrderService", "TestSupport"],
+            dependencies: [
+                "UserService", "NotificationService", "OrderService", "ServiceRuntime", "TestSupport",
+                .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: upcoming),
         .testTarget(
             name: "EndToEndTests",
@@ -99,7 +111,7 @@ let package = Package(
 
 var serviceDependencies: [Target.Dependency] {
     [
-        "Common", "Storage", "Messaging", "HTTPServer",
+        "Common", "Storage", "Messaging", "HTTPServer", "ServiceRuntime",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),

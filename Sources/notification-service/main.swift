@@ -1,1 +1,3 @@
-print("not yet")
+import NotificationService
+
+await NotificationServiceCommand.main()

@@ -1,0 +1,29 @@
+/// W3C Trace Context `traceparent` values (`00-<trace id>-<parent id>-<flags>`), carried from an HTTP request
+/// into the event's AMQP headers so one user change can be followed through all three services' logs.
+public enum TraceContext {
+    /// The incoming value when it is a well-formed `traceparent`, else a new one.
+    public static func continuing(_ incoming: String?) -> String {
+        if let incoming, isValid(incoming) { return incoming.lowercased() }
+        return "00-\(randomHex(bytes: 16))-\(randomHex(bytes: 8))-01"
+    }
+
+    /// Whether `value` is a well-formed version-00 `traceparent` with non-zero ids.
+    public static func isValid(_ value: String) -> Bool {
+        let parts = value.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0] == "00" else { return false }
+        let hex = Set("0123456789abcdefABCDEF")
+        for (part, length) in zip(parts, [2, 32, 16, 2]) {
+            guard part.count == length, part.allSatisfy(hex.contains) else { return false }
+        }
+        return parts[1].contains { $0 != "0" } && parts[2].contains { $0 != "0" }
+    }
+
+    private static func randomHex(bytes: Int) -> String {
+        var text = ""
+        for _ in 0..<bytes {
+            let byte = UInt8.random(in: 0...255)
+            text += String(byte >> 4, radix: 16) + String(byte & 0xF, radix: 16)
+        }
+        return text
+    }
+}

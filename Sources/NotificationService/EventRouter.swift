@@ -1,0 +1,51 @@
+import Common
+import Foundation
+import Logging
+import Messaging
+import ServiceRuntime
+
+/// Forwards each event from `queue_dispatch` to the queues its type is routed to.
+///
+/// The handler returns (and so the source is acked) only after every destination confirmed the publish.
+struct EventRouter: Sendable {
+    let table: RoutingTable
+    let publisher: Publisher
+    let sourceQueue: String
+    let logger: Logger
+
+    func handle(_ delivery: Delivery) async throws {
+        let eventType: String
+        var properties = delivery.properties
+        var metadata: Logger.Metadata = [:]
+        do {
+            eventType = try UserEvent.eventType(of: delivery.body)
+            if UserEvent.Kind(rawValue: eventType) != nil {
+                let event = try UserEvent.decode(body: delivery.body, messageID: properties.messageID)
+                // Messages in the original system's shape carry no id: give every copy the same derived one.
+                properties.messageID = event.eventID
+                metadata = ["event_id": "\(event.eventID)", "user_id": "\(event.userID)"]
+            }
+        } catch {
+            throw InvalidMessage("\(error)")
+        }
+        if properties.type == nil { properties.type = eventType }
+        if properties.contentType == nil { properties.contentType = "application/json" }
+        if let trace = properties.headers[HeaderName.traceparent] { metadata["traceparent"] = "\(trace)" }
+        metadata["event"] = "\(eventType)"
+
+        let destinations = table.destinations(for: eventType)
+        guard !destinations.isEmpty else {
+            properties.headers[HeaderName.error] = "no route for event type '\(eventType)'"
+            properties.headers[HeaderName.failedAt] = Timestamp.format(Date())
+            properties.headers[HeaderName.originalQueue] = sourceQueue
+            try await publisher.publish(
+                [OutboundMessage(queue: QueueName.unrouted, body: delivery.body, properties: properties)])
+            logger.warning("event has no route, moved to \(QueueName.unrouted)", metadata: metadata)
+            return
+        }
+        try await publisher.publish(
+            destinations.map { OutboundMessage(queue: $0, body: delivery.body, properties: properties) })
+        metadata["destinations"] = "\(destinations.joined(separator: ","))"
+        logger.debug("event forwarded", metadata: metadata)
+    }
+}

@@ -1,0 +1,63 @@
+import Common
+public import HTTPServer
+public import Logging
+public import Messaging
+public import ServiceLifecycle
+import ServiceRuntime
+
+/// Everything the notification service needs to start.
+public struct NotificationServiceConfiguration: Sendable {
+    /// The admin HTTP listener (default port 8002).
+    public var http: HTTPServerConfiguration
+    /// The broker.
+    public var broker: BrokerConfiguration
+    /// Where each event type goes.
+    public var routingTable: RoutingTable
+    /// Deliveries the broker may push before they are acked.
+    public var prefetch: UInt16 = 256
+
+    /// Creates a configuration.
+    public init(http: HTTPServerConfiguration, broker: BrokerConfiguration, routingTable: RoutingTable = .standard) {
+        self.http = http
+        self.broker = broker
+        self.routingTable = routingTable
+    }
+}
+
+/// The notification service, assembled.
+public struct NotificationServiceApp: Sendable {
+    /// Run these in a `ServiceGroup`, in this order.
+    public let services: [any Service]
+    private let server: HTTPServer
+
+    /// Wires the consumer of `queue_dispatch`, the publisher to the destinations and the admin endpoints.
+    public init(configuration: NotificationServiceConfiguration, logger: Logger) {
+        let source = QueueName.dispatch
+        var publishing = configuration.broker
+        publishing.connectionName = "notification-service publisher"
+        var consuming = configuration.broker
+        consuming.connectionName = "notification-service consumer"
+        let publisher = Publisher(
+            configuration: publishing,
+            declaring: configuration.routingTable.allDestinations + [QueueName.unrouted, QueueName.deadLetter(for: source)],
+            logger: logger)
+        let consumer = Consumer(
+            configuration: consuming, queue: source, prefetch: configuration.prefetch, logger: logger)
+        let router = EventRouter(
+            table: configuration.routingTable, publisher: publisher, sourceQueue: source, logger: logger)
+        let loop = DeliveryLoop(
+            queue: source, consumer: consumer, publisher: publisher, concurrency: Int(configuration.prefetch),
+            logger: logger, handler: router.handle)
+        var admin = Router()
+        admin.addHealthRoutes {
+            Readiness(checks: ["broker": publisher.isConnected && consumer.isConnected])
+        }
+        server = HTTPServer(configuration: configuration.http, router: admin, logger: logger)
+        services = [publisher, consumer, loop, server]
+    }
+
+    /// The admin port, once listening.
+    public func listeningPort() async throws -> Int {
+        try await server.listeningPort()
+    }
+}

@@ -1,0 +1,50 @@
+public import ArgumentParser
+import Foundation
+import HTTPServer
+import Logging
+import ServiceRuntime
+
+/// `notification-service`: routes events from `queue_dispatch` to their destination queues.
+public struct NotificationServiceCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "notification-service",
+        abstract: "Forwards each event on queue_dispatch to the queues its routing table names.")
+
+    @OptionGroup public var common: CommonOptions
+
+    @Option(name: .customLong("routing-table"), help: "YAML or JSON routing table file (env ROUTING_TABLE).")
+    public var routingTable: String?
+
+    public init() {}
+
+    public func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let configuration: NotificationServiceConfiguration
+        let logger: Logger
+        do {
+            let settings = try common.resolve(defaultPort: 8002, environment: environment)
+            var table = RoutingTable.standard
+            if let path = Setting.value(routingTable, env: "ROUTING_TABLE", in: environment) {
+                do {
+                    table = try RoutingTable.load(path: path)
+                } catch {
+                    throw ConfigurationError(setting: "ROUTING_TABLE", problem: "\(path): \(error)")
+                }
+            }
+            configuration = NotificationServiceConfiguration(
+                http: HTTPServerConfiguration(port: settings.port), broker: settings.broker, routingTable: table)
+            ServiceRunner.bootstrapLogging(level: settings.logLevel)
+            logger = Logger(label: "notification-service")
+        } catch let error as ConfigurationError {
+            ServiceRunner.exit(configurationError: error)
+        }
+        logger.info(
+            "starting",
+            metadata: [
+                "admin_port": "\(configuration.http.port)", "broker": "\(configuration.broker.redactedURL)",
+                "routes": "\(configuration.routingTable.routes.sorted { $0.key < $1.key }.map { "\($0.key)->\($0.value.joined(separator: "+"))" }.joined(separator: " "))",
+            ])
+        let app = NotificationServiceApp(configuration: configuration, logger: logger)
+        try await ServiceRunner.run(app.services, logger: logger)
+    }
+}

@@ -1,1 +1,0 @@
-// NotificationService module: placeholder until it lands.

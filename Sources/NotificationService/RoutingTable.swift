@@ -1,0 +1,117 @@
+public import Common
+import Foundation
+import Yams
+
+/// Which queues each event type is forwarded to.
+///
+/// The file form (YAML, or JSON, which is YAML too):
+/// ```yaml
+/// routes:
+///   user_created: [queue_order, queue_audit]
+///   user_updated: [queue_order]
+/// default: [queue_misc]   # optional: for event types not listed
+/// ```
+public struct RoutingTable: Sendable, Equatable {
+    /// Event type to destination queues.
+    public var routes: [String: [String]]
+    /// Destinations for event types not in `routes`; empty means such events are unrouted.
+    public var defaultRoute: [String]
+
+    /// Creates a table, validating it.
+    public init(routes: [String: [String]], defaultRoute: [String] = []) throws(RoutingTableError) {
+        for (event, destinations) in routes {
+            guard !event.isEmpty else { throw RoutingTableError("an event type must not be empty") }
+            try Self.validate(destinations, for: "routes.\(event)")
+        }
+        if !defaultRoute.isEmpty { try Self.validate(defaultRoute, for: "default") }
+        self.routes = routes
+        self.defaultRoute = defaultRoute
+    }
+
+    /// Every user event to `queue_order`.
+    public static let standard = try! RoutingTable(
+        routes: Dictionary(uniqueKeysWithValues: UserEvent.Kind.allCases.map { ($0.rawValue, [QueueName.order]) }))
+
+    /// The destinations of an event type; empty when it has no route.
+    public func destinations(for eventType: String) -> [String] {
+        routes[eventType] ?? defaultRoute
+    }
+
+    /// Every queue the table can route to, sorted.
+    public var allDestinations: [String] {
+        Array(Set(routes.values.joined()).union(defaultRoute)).sorted()
+    }
+
+    /// Parses a table from YAML or JSON text.
+    public static func parse(_ text: String) throws(RoutingTableError) -> RoutingTable {
+        let document: Any?
+        do {
+            document = try Yams.load(yaml: text)
+        } catch {
+            throw RoutingTableError("not valid YAML or JSON: \(error)")
+        }
+        guard let top = document as? [String: Any] else {
+            throw RoutingTableError("the table must be a mapping with 'routes' (and optionally 'default')")
+        }
+        let unknown = Set(top.keys).subtracting(["routes", "default"])
+        guard unknown.isEmpty else {
+            throw RoutingTableError("unknown key(s) \(unknown.sorted().joined(separator: ", ")); expected 'routes', 'default'")
+        }
+        guard let rawRoutes = top["routes"] as? [String: Any] else {
+            throw RoutingTableError("'routes' must be a mapping from event type to a list of queues")
+        }
+        var routes: [String: [String]] = [:]
+        for (event, value) in rawRoutes {
+            routes[event] = try queueList(value, at: "routes.\(event)")
+        }
+        let defaultRoute = try top["default"].map { value throws(RoutingTableError) in
+            try queueList(value, at: "default")
+        }
+        return try RoutingTable(routes: routes, defaultRoute: defaultRoute ?? [])
+    }
+
+    /// Reads and parses a table file.
+    public static func load(path: String) throws(RoutingTableError) -> RoutingTable {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
+        else {
+            throw RoutingTableError("cannot read routing table file '\(path)'")
+        }
+        return try parse(text)
+    }
+
+    private static func queueList(_ value: Any, at key: String) throws(RoutingTableError) -> [String] {
+        if let single = value as? String { return [single] }
+        guard let list = value as? [Any], list.allSatisfy({ $0 is String }) else {
+            throw RoutingTableError("\(key) must be a list of queue names")
+        }
+        return list.compactMap { $0 as? String }
+    }
+
+    private static func validate(_ destinations: [String], for key: String) throws(RoutingTableError) {
+        guard !destinations.isEmpty else { throw RoutingTableError("\(key) must name at least one queue") }
+        guard Set(destinations).count == destinations.count else {
+            throw RoutingTableError("\(key) names a queue twice")
+        }
+        for queue in destinations {
+            let allowed = queue.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                    || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
+                    || byte == UInt8(ascii: ":")
+            }
+            guard !queue.isEmpty, queue.utf8.count <= 255, allowed, !queue.hasPrefix("amq.") else {
+                throw RoutingTableError(
+                    "\(key): '\(queue)' is not a valid queue name (letters, digits, _ - . :, at most 255, not amq.*)")
+            }
+        }
+    }
+}
+
+/// A routing table that cannot be used, with the reason.
+public struct RoutingTableError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What is wrong.
+    public var message: String
+
+    init(_ message: String) { self.message = message }
+
+    public var description: String { message }
+}

@@ -1,1 +1,0 @@
-// OrderService module: placeholder until it lands.

@@ -1,0 +1,34 @@
+public import ArgumentParser
+import Foundation
+public import Logging
+public import Messaging
+
+/// Flags every service accepts. Each overrides an environment variable of the same meaning.
+public struct CommonOptions: ParsableArguments, Sendable {
+    @Option(name: .long, help: "HTTP port; 0 picks a free one (env HTTP_PORT).")
+    public var port: String?
+
+    @Option(name: .customLong("rabbitmq-url"), help: "amqp://user:pass@host:port/vhost (env RABBITMQ_URL).")
+    public var rabbitmqURL: String?
+
+    @Option(name: .customLong("heartbeat"), help: "AMQP heartbeat in seconds (env AMQP_HEARTBEAT, default 30).")
+    public var heartbeat: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env LOG_LEVEL).")
+    public var logLevel: String?
+
+    public init() {}
+
+    /// The resolved settings, or the first invalid one.
+    public func resolve(
+        defaultPort: Int, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> (port: Int, broker: BrokerConfiguration, logLevel: Logger.Level) {
+        let port = try Setting.port(
+            Setting.value(port, env: "HTTP_PORT", in: environment), setting: "HTTP_PORT", default: defaultPort)
+        let broker = try Setting.broker(
+            Setting.value(rabbitmqURL, env: "RABBITMQ_URL", in: environment),
+            heartbeat: Setting.value(heartbeat, env: "AMQP_HEARTBEAT", in: environment))
+        let level = try Setting.logLevel(Setting.value(logLevel, env: "LOG_LEVEL", in: environment))
+        return (port, broker, level)
+    }
+}

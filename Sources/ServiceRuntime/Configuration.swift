@@ -1,0 +1,94 @@
+public import Foundation
+public import Logging
+public import Messaging
+
+/// A setting that cannot be used. The services print `description` as their one line before exiting.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    /// The environment variable (or flag) at fault, e.g. `RABBITMQ_URL`.
+    public var setting: String
+    /// What is wrong with its value.
+    public var problem: String
+
+    /// Creates an error.
+    public init(setting: String, problem: String) {
+        self.setting = setting
+        self.problem = problem
+    }
+
+    public var description: String { "invalid configuration: \(setting): \(problem)" }
+}
+
+/// Parsers for the settings the services share. Flags win over the environment, the environment over defaults.
+public enum Setting {
+    /// The broker URL every service uses when `RABBITMQ_URL` is not set.
+    public static let defaultBrokerURL = "amqp://guest:guest@localhost:5672/%2f"
+
+    /// The value of a flag, else a non-empty environment variable, else nil.
+    public static func value(_ flag: String?, env name: String, in environment: [String: String]) -> String? {
+        if let flag { return flag }
+        if let value = environment[name], !value.isEmpty { return value }
+        return nil
+    }
+
+    /// A TCP port (0 picks a free one).
+    public static func port(_ text: String?, setting: String, default defaultPort: Int) throws -> Int {
+        guard let text else { return defaultPort }
+        guard let port = Int(text), (0...65535).contains(port) else {
+            throw ConfigurationError(setting: setting, problem: "'\(text)' is not a port number (0-65535)")
+        }
+        return port
+    }
+
+    /// A positive whole number.
+    public static func positiveInteger(_ text: String?, setting: String, default value: Int) throws -> Int {
+        guard let text else { return value }
+        guard let number = Int(text), number > 0 else {
+            throw ConfigurationError(setting: setting, problem: "'\(text)' is not a positive whole number")
+        }
+        return number
+    }
+
+    /// A log level name (`trace`, `debug`, `info`, `notice`, `warning`, `error`, `critical`).
+    public static func logLevel(_ text: String?) throws -> Logger.Level {
+        guard let text else { return .info }
+        guard let level = Logger.Level(rawValue: text.lowercased()) else {
+            let names = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ConfigurationError(setting: "LOG_LEVEL", problem: "'\(text)' is not one of \(names)")
+        }
+        return level
+    }
+
+    /// The broker from an `amqp://user:pass@host:port/vhost` URL.
+    public static func broker(_ text: String?, heartbeat: String?) throws -> BrokerConfiguration {
+        var configuration: BrokerConfiguration
+        do {
+            configuration = try BrokerConfiguration(url: text ?? defaultBrokerURL)
+        } catch {
+            throw ConfigurationError(setting: "RABBITMQ_URL", problem: "\(error)")
+        }
+        let seconds = try positiveInteger(heartbeat, setting: "AMQP_HEARTBEAT", default: 30)
+        configuration.heartbeat = .seconds(seconds)
+        return configuration
+    }
+
+    /// The file path of an SQLite database named as the original system did (SQLAlchemy's URL form):
+    /// `sqlite:///relative/path`, `sqlite:////absolute/path`, or a plain file path.
+    public static func sqlitePath(_ text: String, setting: String) throws -> String {
+        var path = text
+        if text.hasPrefix("sqlite:") {
+            guard text.hasPrefix("sqlite:///") else {
+                throw ConfigurationError(
+                    setting: setting, problem: "'\(text)' must look like sqlite:///relative/path or sqlite:////abs/path")
+            }
+            path = String(text.dropFirst("sqlite:///".count))
+            if let query = path.firstIndex(of: "?") { path = String(path[..<query]) }
+            path = path.removingPercentEncoding ?? path
+        } else if text.contains("://") {
+            throw ConfigurationError(setting: setting, problem: "'\(text)' is not an SQLite URL or a file path")
+        }
+        guard !path.isEmpty, path != ":memory:" else {
+            throw ConfigurationError(setting: setting, problem: "a file path is required (an in-memory database loses data)")
+        }
+        return path
+    }
+}

@@ -1,0 +1,35 @@
+public import Logging
+public import ServiceLifecycle
+import Foundation
+
+/// Starting and stopping a service process.
+public enum ServiceRunner {
+    /// Routes every logger to stderr at `level`, one line per event. Call once, from `main`.
+    public static func bootstrapLogging(level: Logger.Level) {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+
+    /// Runs `services` until SIGTERM or SIGINT, then shuts them down gracefully in reverse order:
+    /// list them in start order (connections first, the HTTP server last).
+    public static func run(
+        _ services: [any Service], gracePeriod: Duration = .seconds(10), logger: Logger
+    ) async throws {
+        var configuration = ServiceGroupConfiguration(
+            services: services.map { .init(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            cancellationSignals: [],
+            logger: logger)
+        configuration.maximumGracefulShutdownDuration = gracePeriod
+        try await ServiceGroup(configuration: configuration).run()
+    }
+
+    /// Prints a configuration error as one line on stderr and exits with status 78 (EX_CONFIG).
+    public static func exit(configurationError error: ConfigurationError) -> Never {
+        FileHandle.standardError.write(Data((error.description + "\n").utf8))
+        Foundation.exit(78)
+    }
+}

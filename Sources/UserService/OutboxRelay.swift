@@ -1,0 +1,82 @@
+import Common
+import Foundation
+import Logging
+import Messaging
+import ServiceLifecycle
+import ServiceRuntime
+
+/// Publishes committed outbox rows to `queue_dispatch`, in commit order, and marks them sent only after the
+/// broker confirmed them. A row whose publish fails stays pending and is published again (consumers absorb
+/// the duplicate by its event id and version).
+final class OutboxRelay: Service, Sendable {
+    /// Rows published per batch: one `publish` call, pipelined inside the publisher's confirm window.
+    static let batchSize = 1_000
+
+    private let store: UserStore
+    private let publisher: Publisher
+    private let logger: Logger
+    private let wakeups: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+
+    init(store: UserStore, publisher: Publisher, logger: Logger) {
+        self.store = store
+        self.publisher = publisher
+        self.logger = logger
+        (wakeups, wake) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Tells the relay that new rows were committed.
+    func notify() {
+        wake.yield()
+    }
+
+    func run() async throws {
+        // Rows left by an earlier process are published first.
+        wake.yield()
+        for await _ in wakeups.cancelOnGracefulShutdown() {
+            await drain()
+        }
+        // Shutting down: publish what the last requests committed, if the broker is there to take it.
+        if publisher.isConnected {
+            await drain(retrying: false)
+        }
+    }
+
+    /// Publishes pending rows until none is left (or, with `retrying`, until cancelled).
+    private func drain(retrying: Bool = true) async {
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                let batch = try await store.pendingOutbox(limit: Self.batchSize)
+                guard let first = batch.first, let last = batch.last else { return }
+                try await publisher.publish(batch.map(Self.message(for:)))
+                try await store.markSent(from: first.seq, through: last.seq)
+                failures = 0
+                for entry in batch {
+                    logger.debug(
+                        "event published",
+                        metadata: [
+                            "event_id": "\(entry.eventID)", "user_id": "\(entry.userID)",
+                            "event": "\(entry.eventType)", "traceparent": "\(entry.traceparent ?? "")",
+                        ])
+                }
+            } catch {
+                guard retrying else { return }
+                failures += 1
+                let delay = Backoff.delay(attempt: failures)
+                logger.warning("outbox publish failed, will retry", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+                guard (try? await Task.sleep(for: delay)) != nil else { return }
+            }
+        }
+    }
+
+    static func message(for entry: OutboxEntry) -> OutboundMessage {
+        var headers: [String: String] = [:]
+        if let traceparent = entry.traceparent { headers[HeaderName.traceparent] = traceparent }
+        return OutboundMessage(
+            queue: QueueName.dispatch, body: entry.body,
+            properties: MessageProperties(
+                contentType: "application/json", messageID: entry.eventID, type: entry.eventType,
+                timestamp: entry.createdAt, appID: "user-service", persistent: true, headers: headers))
+    }
+}

@@ -1,1 +1,0 @@
-// UserService module: placeholder until it lands.

@@ -1,0 +1,54 @@
+import Common
+public import HTTPServer
+public import Logging
+public import Messaging
+public import ServiceLifecycle
+import ServiceRuntime
+
+/// Everything the user service needs to start.
+public struct UserServiceConfiguration: Sendable {
+    /// The HTTP listener (default port 8000).
+    public var http: HTTPServerConfiguration
+    /// The SQLite file holding users and the outbox.
+    public var databasePath: String
+    /// The broker to publish to.
+    public var broker: BrokerConfiguration
+
+    /// Creates a configuration.
+    public init(http: HTTPServerConfiguration, databasePath: String, broker: BrokerConfiguration) {
+        self.http = http
+        self.databasePath = databasePath
+        self.broker = broker
+    }
+}
+
+/// The user service, assembled: its database is open, its services are ready to run.
+public struct UserServiceApp: Sendable {
+    /// Run these in a `ServiceGroup`, in this order (the HTTP server stops first on shutdown).
+    public let services: [any Service]
+    private let server: HTTPServer
+
+    /// Opens the database (failing at once when it cannot be used) and wires the parts together.
+    public init(configuration: UserServiceConfiguration, logger: Logger) throws {
+        var brokerConfiguration = configuration.broker
+        brokerConfiguration.connectionName = "user-service publisher"
+        let store = try UserStore(path: configuration.databasePath, logger: logger)
+        let publisher = Publisher(configuration: brokerConfiguration, declaring: [QueueName.dispatch], logger: logger)
+        let relay = OutboxRelay(store: store, publisher: publisher, logger: logger)
+        var router = Router()
+        UserAPI(store: store, relay: relay, logger: logger).register(in: &router)
+        router.addHealthRoutes {
+            let backlog = try? await store.outboxBacklog()
+            return Readiness(
+                checks: ["broker": publisher.isConnected, "database": backlog != nil],
+                gauges: ["outbox_backlog": backlog ?? -1])
+        }
+        server = HTTPServer(configuration: configuration.http, router: router, logger: logger)
+        services = [publisher, relay, server]
+    }
+
+    /// The port the HTTP server listens on, once it does.
+    public func listeningPort() async throws -> Int {
+        try await server.listeningPort()
+    }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import Logging
+import Messaging
+import Storage
+import TestSupport
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The three real executables, started as processes against the test broker, in a virtual host of their
+/// own (so tests running in parallel do not share queues) and with databases in a temporary directory.
+final class RunningSystem: Sendable {
+    let directory: String
+    let brokerURL: String
+    let userPort: Int
+    let orderPort: Int
+    let notificationPort: Int
+    let user: ServiceProcess
+    let notification: ServiceProcess
+    let order: ServiceProcess
+
+    var usersDatabase: String { "\(directory)/users.sqlite" }
+    var ordersDatabase: String { "\(directory)/orders.sqlite" }
+
+    private init(directory: String, brokerURL: String) throws {
+        self.directory = directory
+        self.brokerURL = brokerURL
+        userPort = try freePort()
+        orderPort = try freePort()
+        notificationPort = try freePort()
+        let common = ["RABBITMQ_URL": brokerURL, "LOG_LEVEL": "info"]
+        user = ServiceProcess(
+            "user-service", arguments: ["--port", "\(userPort)"],
+            environment: common.merging(["USER_DB_URL": "sqlite:///\(directory)/users.sqlite"]) { $1 },
+            logDirectory: directory)
+        notification = ServiceProcess(
+            "notification-service", arguments: ["--port", "\(notificationPort)"], environment: common,
+            logDirectory: directory)
+        order = ServiceProcess(
+            "order-service", arguments: ["--port", "\(orderPort)"],
+            environment: common.merging(["ORDER_DB_URL": "sqlite:///\(directory)/orders.sqlite"]) { $1 },
+            logDirectory: directory)
+    }
+
+    /// Starts all three and waits until each answers `/readyz` with 200.
+    static func start(_ name: String) async throws -> RunningSystem {
+        let broker = try await TestBroker.shared()
+        let vhost = "e2e-\(name)-\(UUID().uuidString.prefix(8))"
+        _ = try await broker.ctl(["add_vhost", vhost])
+        _ = try await broker.ctl(["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"])
+        let base = broker.url.hasSuffix("/%2f") ? String(broker.url.dropLast(4)) : broker.url
+        let system = try RunningSystem(directory: try temporaryDirectory("e2e-\(name)"), brokerURL: "\(base)/\(vhost)")
+        for process in [system.order, system.notification, system.user] { try process.start() }
+        try await system.waitUntilReady()
+        return system
+    }
+
+    func waitUntilReady(_ ports: [Int]? = nil) async throws {
+        for port in ports ?? [userPort, notificationPort, orderPort] {
+            try await eventually(timeout: .seconds(30), "service on port \(port) ready\n\(logs())") {
+                (try? await self.request("GET", port: port, path: "/readyz").status) == 200
+            }
+        }
+    }
+
+    func stopAll() async {
+        for process in [user, notification, order] { _ = try? await process.stop() }
+    }
+
+    func logs() -> String {
+        [user, notification, order].map { "--- \($0.name)\n\($0.logTail())" }.joined(separator: "\n")
+    }
+
+    // MARK: HTTP
+
+    struct Response {
+        var status: Int
+        var body: Data
+        var headers: [String: String]
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:] }
+    }
+
+    func request(
+        _ method: String, port: Int? = nil, path: String, json: Any? = nil, headers: [String: String] = [:]
+    ) async throws -> Response {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port ?? userPort)\(path)")!)
+        request.httpMethod = method
+        request.timeoutInterval = 10
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        if let json {
+            request.httpBody = try JSONSerialization.data(withJSONObject: json)
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let http = response as! HTTPURLResponse
+        var fields: [String: String] = [:]
+        for (key, value) in http.allHeaderFields { fields["\(key)".lowercased()] = "\(value)" }
+        return Response(status: http.statusCode, body: data, headers: fields)
+    }
+
+    func createUser(name: String, email: String, headers: [String: String] = [:]) async throws -> Response {
+        try await request("POST", path: "/users", json: ["name": name, "email": email], headers: headers)
+    }
+
+    // MARK: Databases
+
+    struct Snapshot: Equatable {
+        var name: String?
+        var email: String?
+        var version: Int64
+        var deleted: Bool
+    }
+
+    private static let readOnly: ConnectionOptions = {
+        var options = ConnectionOptions()
+        options.readOnly = true
+        return options
+    }()
+
+    /// Every snapshot in the order service's database, by user id.
+    func snapshots() throws -> [String: Snapshot] {
+        guard FileManager.default.fileExists(atPath: ordersDatabase) else { return [:] }
+        let db = try Connection(path: ordersDatabase, options: Self.readOnly)
+        defer { db.close() }
+        var result: [String: Snapshot] = [:]
+        for row in try db.query("SELECT user_id, name, email, version, deleted FROM user_snapshots") {
+            result[row.string("user_id") ?? ""] = Snapshot(
+                name: row.string("name"), email: row.string("email"), version: row.int64("version") ?? 0,
+                deleted: row.int("deleted") == 1)
+        }
+        return result
+    }
+
+    /// How many events the user service's outbox holds (sent or not).
+    func outboxCount() throws -> Int {
+        let db = try Connection(path: usersDatabase, options: Self.readOnly)
+        defer { db.close() }
+        return try db.queryFirst("SELECT count(*) AS n FROM outbox")?.int("n") ?? -1
+    }
+
+    // MARK: Broker
+
+    /// Publishes raw messages to a queue of this system's virtual host, with confirms.
+    func publish(_ messages: [OutboundMessage]) async throws {
+        let configuration = try BrokerConfiguration(url: brokerURL)
+        let publisher = Publisher(
+            configuration: configuration, declaring: Array(Set(messages.map(\.queue))), logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await publisher.run() }
+            try await publisher.publish(messages)
+            group.cancelAll()
+        }
+    }
+
+    /// Takes up to `count` messages from a queue of this system's virtual host (acking them), waiting up to `timeout`.
+    func take(_ count: Int, from queue: String, timeout: Duration = .seconds(20)) async throws -> [Delivery] {
+        let configuration = try BrokerConfiguration(url: brokerURL)
+        let consumer = Consumer(configuration: configuration, queue: queue, prefetch: 10, logger: Logger(label: "test"))
+        return try await withThrowingTaskGroup(of: [Delivery]?.self) { group in
+            group.addTask {
+                try await consumer.run()
+                return nil
+            }
+            group.addTask {
+                var taken: [Delivery] = []
+                for await delivery in consumer.deliveries {
+                    consumer.ack(delivery)
+                    taken.append(delivery)
+                    if taken.count == count { break }
+                }
+                return taken
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return []
+            }
+            var result: [Delivery] = []
+            for try await value in group {
+                if let value {
+                    result = value
+                    break
+                }
+            }
+            // Cancelling stops the consumer, which sends the acks it was handed before it closes.
+            group.cancelAll()
+            return result
+        }
+    }
+}

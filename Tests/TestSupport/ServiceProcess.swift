@@ -1,0 +1,132 @@
+import Foundation
+
+/// One of the project's executables, started as a real process for end-to-end tests.
+/// Its stderr and stdout go to a log file, shown when a test fails.
+public final class ServiceProcess: Sendable {
+    /// The executable's name, e.g. `user-service`.
+    public let name: String
+    /// Where its output goes.
+    public let logPath: String
+    private let arguments: [String]
+    private let environment: [String: String]
+    private let state = LockedBox<Process?>(nil)
+
+    /// Prepares (does not start) a process. `environment` is added to this process's own.
+    public init(_ name: String, arguments: [String] = [], environment: [String: String], logDirectory: String) {
+        self.name = name
+        self.arguments = arguments
+        self.environment = environment
+        self.logPath = "\(logDirectory)/\(name).log"
+    }
+
+    /// The directory with the built executables: `SERVICE_BIN_DIR`, else `.build/debug` in the repository.
+    public static var binDirectory: String {
+        if let dir = ProcessInfo.processInfo.environment["SERVICE_BIN_DIR"], !dir.isEmpty { return dir }
+        return repositoryRoot + "/.build/debug"
+    }
+
+    /// Starts the process (again, after it stopped).
+    public func start() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "\(Self.binDirectory)/\(name)")
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { $1 }
+        process.environment = env
+        if !FileManager.default.fileExists(atPath: logPath) {
+            FileManager.default.createFile(atPath: logPath, contents: nil)
+        }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        try log.seekToEnd()
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        state.withLock { $0 = process }
+    }
+
+    /// Sends `signal` and waits until the process has exited; returns its exit status.
+    @discardableResult
+    public func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(20)) async throws -> Int32 {
+        guard let process = state.withLock({ $0 }) else { return 0 }
+        if process.isRunning { kill(process.processIdentifier, signal) }
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now > deadline {
+                kill(process.processIdentifier, SIGKILL)
+                throw TestFailure("\(name) did not exit within \(timeout) after signal \(signal)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        state.withLock { $0 = nil }
+        return process.terminationStatus
+    }
+
+    /// Whether it is running.
+    public var isRunning: Bool { state.withLock { $0?.isRunning ?? false } }
+
+    /// The last lines of its log, for failure messages.
+    public func logTail(lines: Int = 40) -> String {
+        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
+
+    deinit {
+        if let process = state.withLock({ $0 }), process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+        }
+    }
+}
+
+/// The repository's root directory, found from this file's path.
+public let repositoryRoot: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+}()
+
+/// A free TCP port on the loopback interface (bound and released; good enough for tests).
+public func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestFailure("socket() failed") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+        }
+    }
+    guard bound else { throw TestFailure("bind() failed") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// A fresh temporary directory.
+public func temporaryDirectory(_ prefix: String = "test") throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// A failed expectation in test support code.
+public struct TestFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A value behind a lock, for test support types that must be Sendable.
+final class LockedBox<Value>: @unchecked Sendable {
+    // Safe: every access to `value` goes through `lock`.
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}

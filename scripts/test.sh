@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite against a private RabbitMQ node that this script starts on free
+# loopback ports and stops afterwards, whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+
+node_dir=$(mktemp -d "${TMPDIR:-/tmp}/swift-user-events-test-broker.XXXXXX")
+cleanup() {
+    scripts/rabbitmq-node.sh stop "$node_dir" >/dev/null 2>&1 || true
+    rm -rf "$node_dir"
+}
+trap cleanup EXIT INT TERM
+
+echo "building..."
+swift build --build-tests "$@"
+
+echo "starting a private RabbitMQ node..."
+RABBITMQ_TEST_URL=$(scripts/rabbitmq-node.sh start "$node_dir")
+export RABBITMQ_TEST_URL RABBITMQ_TEST_NODE_DIR="$node_dir"
+echo "broker: $RABBITMQ_TEST_URL"
+
+swift test --skip-build "$@"
