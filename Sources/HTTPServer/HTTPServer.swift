@@ -1,0 +1,209 @@
+import Foundation
+public import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+public import ServiceLifecycle
+
+/// A small HTTP/1.1 server on SwiftNIO that answers requests with a ``Router``.
+///
+/// Each connection is served by its own task; requests on a connection (including pipelined ones) are answered
+/// in order. Run it in a `ServiceGroup`: on graceful shutdown it stops accepting, lets in-flight requests finish
+/// (bounded by ``HTTPServerConfiguration/shutdownGracePeriod``) and returns. Cancellation stops it at once.
+public final class HTTPServer: Service, Sendable {
+    private typealias Connection = NIOAsyncChannel<RequestFrame, HTTPResponse>
+
+    private let configuration: HTTPServerConfiguration
+    private let router: Router
+    private let logger: Logger
+    private let boundPort = BoundPort()
+
+    /// Creates a server; nothing happens until ``run()``.
+    public init(configuration: HTTPServerConfiguration, router: Router, logger: Logger) {
+        self.configuration = configuration
+        self.router = router
+        self.logger = logger
+    }
+
+    /// Binds and serves until cancelled or graceful shutdown; on graceful shutdown stops accepting, lets in-flight
+    /// requests finish (bounded), then returns. Call it once.
+    public func run() async throws {
+        let serverChannel: NIOAsyncChannel<Connection, Never>
+        do {
+            serverChannel = try await self.bind()
+        } catch {
+            await self.boundPort.fail(error)
+            throw error
+        }
+        let port = serverChannel.channel.localAddress?.port ?? self.configuration.port
+        self.logger.info("HTTP server listening", metadata: ["host": "\(self.configuration.host)", "port": "\(port)"])
+        await self.boundPort.resolve(port)
+
+        try await withGracefulShutdownHandler {
+            try await serverChannel.executeThenClose { connections in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for try await connection in connections {
+                        group.addTask { await self.serve(connection) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            // ConnectionTracker closes the listener and quiesces every connection.
+            serverChannel.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        }
+        self.logger.info("HTTP server stopped")
+    }
+
+    /// Waits until the server is listening and returns the bound port (useful with port 0).
+    ///
+    /// - Throws: The error that made ``run()`` fail to bind.
+    public func listeningPort() async throws -> Int {
+        try await self.boundPort.value()
+    }
+
+    private func bind() async throws -> NIOAsyncChannel<Connection, Never> {
+        let configuration = self.configuration
+        let logger = self.logger
+        return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ConnectionTracker(
+                            maxConnections: configuration.maxConnections,
+                            gracePeriod: configuration.shutdownGracePeriod, logger: logger))
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: configuration.host, port: configuration.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    var limits = NIOHTTPDecoderLimitConfiguration()
+                    limits.maxHeaderFieldSize = configuration.maxHeaderSize
+                    limits.maxHeaderListSize = configuration.maxHeaderSize
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true,
+                        withErrorHandling: false,  // RequestAssemblyHandler answers parse errors with JSON
+                        withEncoderConfiguration: .init(),
+                        withDecoderLimitConfiguration: limits)
+                    try channel.pipeline.syncOperations.addHandler(
+                        RequestAssemblyHandler(
+                            maxBodySize: configuration.maxBodySize, maxHeaderSize: configuration.maxHeaderSize,
+                            idleTimeout: configuration.idleTimeout, logger: logger))
+                    return try Connection(wrappingChannelSynchronously: channel)
+                }
+            }
+    }
+
+    /// Serves one connection until it closes; its errors end only this connection.
+    private func serve(_ connection: Connection) async {
+        do {
+            try await connection.executeThenClose { requests, responses in
+                for try await frame in requests {
+                    try await responses.write(await self.respond(to: frame))
+                }
+            }
+        } catch {
+            self.logger.debug("HTTP connection ended with an error", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Routes one request and turns every outcome, including errors, into a response.
+    func respond(to frame: RequestFrame) async -> HTTPResponse {
+        let start = ContinuousClock.now
+        let method = frame.head.method
+        var pattern = "unmatched"
+        var response: HTTPResponse
+        do {
+            var request = try HTTPRequest(head: frame.head, body: Array(frame.body.readableBytesView))
+            guard let segments = HTTPRequest.segments(ofTarget: frame.head.uri) else {
+                throw HTTPError.badRequest("The request path has an invalid percent-encoding.")
+            }
+            switch self.router.match(method, segments: segments) {
+            case .found(let route, let parameters):
+                pattern = route.pattern
+                request.pathParameters = parameters
+                if route.acceptsJSON && !request.body.isEmpty && !Self.isJSON(request.headers) {
+                    throw HTTPError(
+                        .unsupportedMediaType, error: "unsupported_media_type",
+                        detail: "The request body must have Content-Type application/json.")
+                }
+                response = try await route.handler(request)
+            case .methodNotAllowed(let allowed):
+                let allow = allowed.joined(separator: ", ")
+                throw HTTPError(
+                    .methodNotAllowed, error: "method_not_allowed",
+                    detail: "\(method.rawValue) is not allowed on \(request.path); allowed: \(allow).",
+                    headers: ["allow": allow])
+            case .notFound:
+                throw HTTPError(.notFound, error: "not_found", detail: "No resource at \(request.path).")
+            }
+        } catch let error as HTTPError {
+            response = HTTPResponse(error: error)
+        } catch {
+            self.logger.error(
+                "Request handler failed",
+                metadata: ["method": "\(method.rawValue)", "route": "\(pattern)", "error": "\(error)"])
+            response = HTTPResponse(error: .internalError)
+        }
+        let duration = start.duration(to: .now)
+        self.logger.debug(
+            "HTTP request",
+            metadata: [
+                "method": "\(method.rawValue)", "path": "\(frame.head.uri)", "route": "\(pattern)",
+                "status": "\(response.status.code)", "duration_ms": "\(Self.milliseconds(duration))",
+            ])
+        self.configuration.onResponse?(method, pattern, response.status, duration)
+        return response
+    }
+
+    private static func isJSON(_ headers: HTTPHeaders) -> Bool {
+        guard let contentType = headers["content-type"].first else { return false }
+        let mediaType = contentType.split(separator: ";", maxSplits: 1).first ?? ""
+        return mediaType.trimmingCharacters(in: .whitespaces).lowercased() == "application/json"
+    }
+
+    private static func milliseconds(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let ms = Double(seconds) * 1000 + Double(attoseconds) / 1e15
+        return String(format: "%.3f", ms)
+    }
+}
+
+/// The port `run()` bound, for callers of `listeningPort()` that may ask before or after it is known.
+private actor BoundPort {
+    private enum State {
+        case waiting([CheckedContinuation<Int, any Error>])
+        case bound(Int)
+        case failed(any Error)
+    }
+
+    private var state = State.waiting([])
+
+    func value() async throws -> Int {
+        switch self.state {
+        case .bound(let port):
+            return port
+        case .failed(let error):
+            throw error
+        case .waiting(var waiters):
+            return try await withCheckedThrowingContinuation { continuation in
+                waiters.append(continuation)
+                self.state = .waiting(waiters)
+            }
+        }
+    }
+
+    func resolve(_ port: Int) {
+        guard case .waiting(let waiters) = self.state else { return }
+        self.state = .bound(port)
+        for waiter in waiters { waiter.resume(returning: port) }
+    }
+
+    func fail(_ error: any Error) {
+        guard case .waiting(let waiters) = self.state else { return }
+        self.state = .failed(error)
+        for waiter in waiters { waiter.resume(throwing: error) }
+    }
+}

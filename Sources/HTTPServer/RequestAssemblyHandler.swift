@@ -1,0 +1,250 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// A request whose head and whole body have arrived.
+struct RequestFrame: Sendable {
+    var head: HTTPRequestHead
+    var body: ByteBuffer
+}
+
+/// The HTTP protocol logic of one connection, between NIO's HTTP codec (with `HTTPServerPipelineHandler`, which
+/// hands over one request at a time) and the async code that answers requests.
+///
+/// Inbound it assembles request parts into ``RequestFrame``s and enforces the limits: body size (413, from
+/// `Content-Length` up front and while streaming), header size (431), target length (414), malformed requests
+/// (400), answering those itself and closing the connection. Outbound it turns an ``HTTPResponse`` into head,
+/// body and end with `Content-Length` and `Connection` set, and closes the connection after the response when
+/// the request or response asked for it. It also closes a connection that does not complete a request within the
+/// idle timeout.
+final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = RequestFrame
+    typealias OutboundIn = HTTPResponse
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        /// Waiting for the next request head; the idle timer runs.
+        case waitingForHead
+        /// Collecting the body of `head`; the idle timer runs.
+        case receivingBody(HTTPRequestHead, ByteBuffer)
+        /// The request was handed on and its response is awaited; no timer.
+        case awaitingResponse(HTTPRequestHead)
+        /// A final response was sent with `Connection: close` (or the connection is otherwise going away);
+        /// further input is dropped.
+        case closing
+    }
+
+    private var state = State.waitingForHead
+    private var idleTimer: Scheduled<Void>?
+    private let maxBodySize: Int
+    private let maxHeaderSize: Int
+    private let idleTimeout: TimeAmount
+    private let logger: Logger
+
+    init(maxBodySize: Int, maxHeaderSize: Int, idleTimeout: Duration, logger: Logger) {
+        self.maxBodySize = maxBodySize
+        self.maxHeaderSize = maxHeaderSize
+        self.idleTimeout = TimeAmount(idleTimeout)
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive {
+            self.startIdleTimer(context: context)
+        }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if self.idleTimer == nil, case .waitingForHead = self.state {
+            self.startIdleTimer(context: context)
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.cancelIdleTimer()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.cancelIdleTimer()
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = Self.unwrapInboundIn(data)
+        switch (self.state, part) {
+        case (.waitingForHead, .head(let head)):
+            if let rejection = self.rejection(of: head) {
+                self.reject(context: context, version: head.version, with: rejection)
+                return
+            }
+            if head.version.major == 1 && head.version.minor >= 1,
+                head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" })
+            {
+                context.writeAndFlush(
+                    Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
+                    promise: nil)
+            }
+            self.state = .receivingBody(head, context.channel.allocator.buffer(capacity: 0))
+
+        case (.receivingBody(let head, var body), .body(var chunk)):
+            guard body.readableBytes + chunk.readableBytes <= self.maxBodySize else {
+                self.reject(context: context, version: head.version, with: self.bodyTooLarge)
+                return
+            }
+            self.state = .closing  // release our copy of `body` so the append below does not copy it
+            body.writeBuffer(&chunk)
+            self.state = .receivingBody(head, body)
+
+        case (.receivingBody(let head, let body), .end):
+            self.cancelIdleTimer()
+            self.state = .awaitingResponse(head)
+            context.fireChannelRead(Self.wrapInboundOut(RequestFrame(head: head, body: body)))
+
+        case (.closing, _):
+            break  // the connection is going away; ignore whatever is still arriving
+
+        case (.waitingForHead, .body), (.waitingForHead, .end), (.receivingBody, .head), (.awaitingResponse, _):
+            // HTTPServerPipelineHandler holds back the next request until the response is written, and the
+            // decoder emits parts in order, so none of these can happen.
+            assertionFailure("unexpected \(part) in state \(self.state)")
+            self.logger.error("HTTP connection state violated; closing", metadata: ["state": "\(self.state)"])
+            self.state = .closing
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        switch self.state {
+        case .waitingForHead, .receivingBody:
+            let rejection =
+                parserError == .headerOverflow
+                ? HTTPError(
+                    .requestHeaderFieldsTooLarge, error: "headers_too_large",
+                    detail: "The request headers exceed \(self.maxHeaderSize) bytes.")
+                : HTTPError.badRequest("The request is not valid HTTP/1.1.")
+            self.logger.debug("Rejected malformed request", metadata: ["error": "\(parserError)"])
+            self.reject(context: context, version: .http1_1, with: rejection)
+        case .awaitingResponse:
+            // A response is being produced; we cannot answer out of turn, so just give up on the connection.
+            self.state = .closing
+            context.close(promise: nil)
+        case .closing:
+            break
+        }
+    }
+
+    private var bodyTooLarge: HTTPError {
+        HTTPError(
+            .payloadTooLarge, error: "body_too_large", detail: "The request body exceeds \(self.maxBodySize) bytes.")
+    }
+
+    /// The error response for a head that breaks a limit, or `nil` if the request may proceed.
+    private func rejection(of head: HTTPRequestHead) -> HTTPError? {
+        if head.uri.utf8.count > self.maxHeaderSize {
+            return HTTPError(
+                .uriTooLong, error: "uri_too_long", detail: "The request target exceeds \(self.maxHeaderSize) bytes.")
+        }
+        if let length = head.headers["content-length"].first.flatMap({ Int($0) }), length > self.maxBodySize {
+            return self.bodyTooLarge
+        }
+        return nil
+    }
+
+    /// Answers with `error` out of band and closes the connection: used while no response is being produced.
+    private func reject(context: ChannelHandlerContext, version: HTTPVersion, with error: HTTPError) {
+        self.cancelIdleTimer()
+        self.state = .closing
+        self.logger.debug(
+            "Rejected request", metadata: ["status": "\(error.status.code)", "error": "\(error.error)"])
+        self.writeResponse(
+            HTTPResponse(error: error), version: version, omitBody: false, keepAlive: false, context: context,
+            promise: nil)
+    }
+
+    // MARK: Outbound
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let response = Self.unwrapOutboundIn(data)
+        guard case .awaitingResponse(let head) = self.state else {
+            // The connection was closed or rejected under the request (idle timeout cannot fire here).
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        let keepAlive =
+            head.isKeepAlive
+            && !response.headers[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
+        // Update the state and timer before writing: writing the end lets HTTPServerPipelineHandler deliver the
+        // next pipelined request into `channelRead` re-entrantly.
+        if keepAlive {
+            self.state = .waitingForHead
+            self.startIdleTimer(context: context)
+        } else {
+            self.state = .closing
+        }
+        self.writeResponse(
+            response, version: head.version, omitBody: head.method == .HEAD, keepAlive: keepAlive, context: context,
+            promise: promise)
+    }
+
+    private func writeResponse(
+        _ response: HTTPResponse, version: HTTPVersion, omitBody: Bool, keepAlive: Bool,
+        context: ChannelHandlerContext, promise: EventLoopPromise<Void>?
+    ) {
+        var headers = response.headers
+        let mayHaveBody = response.status != .noContent && response.status != .notModified
+        if mayHaveBody {
+            headers.replaceOrAdd(name: "content-length", value: String(response.body.count))
+        } else {
+            headers.remove(name: "content-length")
+        }
+        if !keepAlive {
+            headers.replaceOrAdd(name: "connection", value: "close")
+        } else if version == .http1_0 {
+            headers.replaceOrAdd(name: "connection", value: "keep-alive")
+        }
+        let head = HTTPResponseHead(version: version, status: response.status, headers: headers)
+        context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+        if mayHaveBody && !omitBody && !response.body.isEmpty {
+            let body = context.channel.allocator.buffer(bytes: response.body)
+            context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        }
+        if keepAlive {
+            context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: promise)
+        } else {
+            // Close only once the response has been written, so the client gets all of it.
+            let written = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: written)
+            let channel = context.channel
+            written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+            written.futureResult.cascade(to: promise)
+        }
+    }
+
+    // MARK: Idle timer
+
+    private func startIdleTimer(context: ChannelHandlerContext) {
+        self.idleTimer?.cancel()
+        let channel = context.channel
+        let logger = self.logger
+        self.idleTimer = context.eventLoop.scheduleTask(in: self.idleTimeout) {
+            logger.debug("Closing connection that completed no request within the idle timeout")
+            channel.close(promise: nil)
+        }
+    }
+
+    private func cancelIdleTimer() {
+        self.idleTimer?.cancel()
+        self.idleTimer = nil
+    }
+}
+
+@available(*, unavailable)
+extension RequestAssemblyHandler: Sendable {}

@@ -1,0 +1,346 @@
+import Foundation
+import HTTPServer
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import Testing
+
+private struct Item: Codable {
+    var name: String
+    var price: Int
+}
+
+private struct Secret: Error {}
+
+private func makeRouter() -> Router {
+    var router = Router()
+    router.add(.GET, "/users/{id}") { request in
+        .json(["id": request.pathParameters["id"] ?? "", "q": request.query["q"] ?? "", "path": request.path])
+    }
+    router.add(.GET, "/users/me") { _ in .text("me") }
+    router.add(.POST, "/items", acceptsJSON: true) { request in
+        let item = try request.decodeJSON(Item.self)
+        return .json(item, status: .created)
+    }
+    router.add(.GET, "/echo/{word}") { request in .text(request.pathParameters["word"] ?? "") }
+    router.add(.GET, "/fail") { _ in throw Secret() }
+    router.add(.GET, "/teapot") { _ in
+        throw HTTPError(.forbidden, error: "forbidden", detail: "No tea for you.", headers: ["x-reason": "tea"])
+    }
+    return router
+}
+
+private func json(_ body: String) throws -> [String: String] {
+    try JSONDecoder().decode([String: String].self, from: Data(body.utf8))
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct HTTPServerTests {
+    @Test func routesWithPathParametersAndQuery() async throws {
+        try await withServer(router: makeRouter()) { port in
+            let response = try await request(
+                port: port, "GET /users/a%20b?q=x+y&q=last%21 HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(response.status == 200)
+            #expect(response.header("content-type") == "application/json")
+            #expect(try json(response.body) == ["id": "a b", "q": "last!", "path": "/users/a b"])
+
+            let literal = try await request(port: port, "GET /users/me HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(literal.body == "me")
+        }
+    }
+
+    @Test func unknownPathIs404JSON() async throws {
+        try await withServer(router: makeRouter()) { port in
+            let response = try await request(port: port, "GET /nope HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(response.status == 404)
+            #expect(response.header("content-type") == "application/json")
+            #expect(try json(response.body)["error"] == "not_found")
+        }
+    }
+
+    @Test func wrongMethodIs405WithAllow() async throws {
+        try await withServer(router: makeRouter()) { port in
+            let response = try await request(port: port, "DELETE /users/1 HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(response.status == 405)
+            #expect(response.header("allow") == "GET, HEAD")
+            #expect(try json(response.body)["error"] == "method_not_allowed")
+        }
+    }
+
+    @Test func headIsAnsweredLikeGetWithoutBody() async throws {
+        try await withServer(router: makeRouter()) { port in
+            try await withConnection(port: port) { connection in
+                try await connection.send("HEAD /echo/hello HTTP/1.1\r\nHost: t\r\n\r\n")
+                try await connection.send("GET /echo/again HTTP/1.1\r\nHost: t\r\n\r\n")
+                // The HEAD response announces 5 bytes but sends none; the client parser would otherwise read the
+                // next response's head as its body, so read HEAD's head by hand: the GET response follows directly.
+                let head = try await connection.readResponseHeadOnly()
+                #expect(head.status == 200)
+                #expect(head.header("content-length") == "5")
+                let next = try await connection.readResponse()
+                #expect(next.body == "again")
+            }
+        }
+    }
+
+    @Test func handlerHTTPErrorBecomesItsResponse() async throws {
+        try await withServer(router: makeRouter()) { port in
+            let response = try await request(port: port, "GET /teapot HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(response.status == 403)
+            #expect(response.header("x-reason") == "tea")
+            #expect(try json(response.body) == ["error": "forbidden", "detail": "No tea for you."])
+        }
+    }
+
+    @Test func nonJSONBodyOnJSONRouteIs415() async throws {
+        try await withServer(router: makeRouter()) { port in
+            let response = try await request(
+                port: port,
+                "POST /items HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello")
+            #expect(response.status == 415)
+            #expect(try json(response.body)["error"] == "unsupported_media_type")
+
+            let body = #"{"name":"tea","price":3}"#
+            let accepted = try await request(
+                port: port,
+                "POST /items HTTP/1.1\r\nHost: t\r\nContent-Type: Application/JSON; charset=utf-8\r\n"
+                    + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            #expect(accepted.status == 201)
+            #expect(accepted.body == body)
+        }
+    }
+
+    @Test func expectContinueGetsInterimResponse() async throws {
+        try await withServer(router: makeRouter()) { port in
+            try await withConnection(port: port) { connection in
+                let body = #"{"name":"tea","price":3}"#
+                try await connection.send(
+                    "POST /items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+                        + "Content-Length: \(body.utf8.count)\r\n\r\n")
+                #expect(try await connection.readResponseIgnoringLength().status == 100)
+                let response = try await connection.readResponseAfterSending(body)
+                #expect(response.status == 201)
+            }
+        }
+    }
+
+    @Test func missingFieldIs422NamingIt() async throws {
+        try await withServer(router: makeRouter()) { port in
+            let body = #"{"name":"tea"}"#
+            let response = try await request(
+                port: port,
+                "POST /items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            #expect(response.status == 422)
+            let decoded = try json(response.body)
+            #expect(decoded["error"] == "invalid_body")
+            #expect(decoded["detail"]?.contains("'price'") == true)
+
+            let garbage = try await request(
+                port: port, "POST /items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: 3\r\n\r\n{x]")
+            #expect(garbage.status == 422)
+            #expect(try json(garbage.body)["detail"]?.contains("not valid JSON") == true)
+        }
+    }
+
+    @Test func oversizedBodyIs413AndCloses() async throws {
+        let configuration = HTTPServerConfiguration(host: "127.0.0.1", port: 0, maxBodySize: 1024)
+        try await withServer(configuration, router: makeRouter()) { port in
+            // Announced by Content-Length: refused before the body is read.
+            try await withConnection(port: port) { connection in
+                let response = try await connection.readResponseAfterSending(
+                    "POST /items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n")
+                #expect(response.status == 413)
+                #expect(response.header("connection") == "close")
+                #expect(try json(response.body)["error"] == "body_too_large")
+                #expect(try await connection.closesWithoutData())
+            }
+            // Streamed in chunks: refused once the running total passes the limit.
+            try await withConnection(port: port) { connection in
+                let chunk = String(repeating: "a", count: 800)
+                let response = try await connection.readResponseAfterSending(
+                    "POST /items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                        + "Transfer-Encoding: chunked\r\n\r\n320\r\n\(chunk)\r\n320\r\n\(chunk)\r\n0\r\n\r\n")
+                #expect(response.status == 413)
+                #expect(try await connection.closesWithoutData())
+            }
+        }
+    }
+
+    @Test func garbageRequestIs400AndCloses() async throws {
+        try await withServer(router: makeRouter()) { port in
+            try await withConnection(port: port) { connection in
+                let response = try await connection.readResponseAfterSending("THIS IS NOT HTTP\r\n\r\n")
+                #expect(response.status == 400)
+                #expect(response.header("content-type") == "application/json")
+                #expect(try json(response.body)["error"] == "bad_request")
+                #expect(try await connection.closesWithoutData())
+            }
+        }
+    }
+
+    @Test func oversizedHeadersAre431() async throws {
+        let configuration = HTTPServerConfiguration(host: "127.0.0.1", port: 0, maxHeaderSize: 1024)
+        try await withServer(configuration, router: makeRouter()) { port in
+            let big = String(repeating: "x", count: 2000)
+            let response = try await request(port: port, "GET /users/me HTTP/1.1\r\nHost: t\r\nX-Big: \(big)\r\n\r\n")
+            #expect(response.status == 431)
+            #expect(try json(response.body)["error"] == "headers_too_large")
+        }
+    }
+
+    @Test func keepAliveServesTwoRequestsOnOneConnection() async throws {
+        try await withServer(router: makeRouter()) { port in
+            try await withConnection(port: port) { connection in
+                let first = try await connection.readResponseAfterSending("GET /echo/one HTTP/1.1\r\nHost: t\r\n\r\n")
+                #expect(first.body == "one")
+                #expect(first.header("connection") == nil)
+                let second = try await connection.readResponseAfterSending(
+                    "GET /echo/two HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                #expect(second.body == "two")
+                #expect(second.header("connection") == "close")
+                #expect(try await connection.closesWithoutData())
+            }
+        }
+    }
+
+    @Test func http10WithoutKeepAliveCloses() async throws {
+        try await withServer(router: makeRouter()) { port in
+            try await withConnection(port: port) { connection in
+                let response = try await connection.readResponseAfterSending("GET /echo/old HTTP/1.0\r\n\r\n")
+                #expect(response.body == "old")
+                #expect(try await connection.closesWithoutData())
+            }
+        }
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        try await withServer(router: makeRouter()) { port in
+            try await withConnection(port: port) { connection in
+                try await connection.send(
+                    "GET /echo/first HTTP/1.1\r\nHost: t\r\n\r\nGET /nope HTTP/1.1\r\nHost: t\r\n\r\n"
+                        + "GET /echo/third HTTP/1.1\r\nHost: t\r\n\r\n")
+                #expect(try await connection.readResponse().body == "first")
+                #expect(try await connection.readResponse().status == 404)
+                #expect(try await connection.readResponse().body == "third")
+            }
+        }
+    }
+
+    @Test func nonHTTPErrorIs500WithoutDetails() async throws {
+        try await withServer(router: makeRouter()) { port in
+            let response = try await request(port: port, "GET /fail HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(response.status == 500)
+            #expect(response.header("content-type") == "application/json")
+            let decoded = try json(response.body)
+            #expect(decoded["error"] == "internal_error")
+            #expect(decoded["detail"]?.contains("Secret") == false)
+        }
+    }
+
+    @Test func idleConnectionIsClosed() async throws {
+        let configuration = HTTPServerConfiguration(host: "127.0.0.1", port: 0, idleTimeout: .milliseconds(200))
+        try await withServer(configuration, router: makeRouter()) { port in
+            try await withConnection(port: port) { connection in
+                // A complete request resets the timer; then silence.
+                let response = try await connection.readResponseAfterSending("GET /echo/hi HTTP/1.1\r\nHost: t\r\n\r\n")
+                #expect(response.body == "hi")
+                try await waitWithDeadline(connection.channel.closeFuture, seconds: 5)
+            }
+            // A request that never completes (slowloris) is cut off too.
+            try await withConnection(port: port) { connection in
+                try await connection.send("GET /echo/hi HTTP/1.1\r\nHost: t\r\n")
+                try await waitWithDeadline(connection.channel.closeFuture, seconds: 5)
+            }
+        }
+    }
+
+    @Test func connectionsBeyondTheLimitAreClosed() async throws {
+        let configuration = HTTPServerConfiguration(host: "127.0.0.1", port: 0, maxConnections: 1)
+        try await withServer(configuration, router: makeRouter()) { port in
+            try await withConnection(port: port) { first in
+                // Once the first connection is answered it is certainly counted.
+                #expect(try await first.readResponseAfterSending("GET /echo/a HTTP/1.1\r\nHost: t\r\n\r\n").body == "a")
+                try await withConnection(port: port) { second in
+                    try? await second.send("GET /echo/b HTTP/1.1\r\nHost: t\r\n\r\n")
+                    let closed = try await second.closesWithoutData()
+                    #expect(closed)
+                }
+            }
+        }
+    }
+
+    @Test func onResponseReportsRoutePattern() async throws {
+        let (reports, continuation) = AsyncStream.makeStream(of: String.self)
+        let configuration = HTTPServerConfiguration(host: "127.0.0.1", port: 0) { method, pattern, status, _ in
+            continuation.yield("\(method.rawValue) \(pattern) \(status.code)")
+        }
+        try await withServer(configuration, router: makeRouter()) { port in
+            _ = try await request(port: port, "GET /users/42 HTTP/1.1\r\nHost: t\r\n\r\n")
+            _ = try await request(port: port, "GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n")
+        }
+        continuation.finish()
+        var seen: [String] = []
+        for await report in reports { seen.append(report) }
+        #expect(seen == ["GET /users/{id} 200", "GET unmatched 404"])
+    }
+
+    @Test func cancellationEndsRun() async throws {
+        let server = HTTPServer(
+            configuration: HTTPServerConfiguration(host: "127.0.0.1", port: 0), router: makeRouter(),
+            logger: testLogger)
+        let task = Task { try await server.run() }
+        let port = try await server.listeningPort()
+        #expect(port > 0)
+        task.cancel()
+        _ = await task.result
+    }
+
+    @Test func gracefulShutdownFinishesInFlightRequestAndReturns() async throws {
+        let (started, startedContinuation) = AsyncStream.makeStream(of: Void.self)
+        let (release, releaseContinuation) = AsyncStream.makeStream(of: Void.self)
+        var router = Router()
+        router.add(.GET, "/slow") { _ in
+            startedContinuation.yield()
+            for await _ in release { break }
+            return .text("done")
+        }
+        let server = HTTPServer(
+            configuration: HTTPServerConfiguration(host: "127.0.0.1", port: 0), router: router, logger: testLogger)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: [server], logger: testLogger))
+
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let port = try await server.listeningPort()
+            try await withConnection(port: port) { busy in
+                try await busy.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+                for await _ in started { break }
+                try await withConnection(port: port) { idle in
+                    await group.triggerGracefulShutdown()
+                    // The idle keep-alive connection is closed at once ...
+                    let closed = try await idle.closesWithoutData()
+                    #expect(closed)
+                }
+                // ... the busy one gets its response, marked as the last one, then is closed.
+                releaseContinuation.yield()
+                let response = try await busy.readResponse()
+                #expect(response.body == "done")
+                #expect(response.header("connection") == "close")
+                #expect(try await busy.closesWithoutData())
+            }
+            try await tasks.next()  // run() returned
+        }
+    }
+}
+
+extension RawConnection {
+    /// Reads a response head whose body is not sent (the answer to HEAD).
+    mutating func readResponseHeadOnly() async throws -> RawResponse {
+        var response = try await self.readResponseIgnoringLength()
+        response.body = ""
+        return response
+    }
+}
