@@ -40,7 +40,11 @@ let package = Package(
             swiftSettings: upcoming),
         .target(
             name: "Messaging",
-            dependencies: ["CRabbitMQ", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "CRabbitMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: upcoming),
         .target(
             name: "HTTPServer",
@@ -57,8 +61,10 @@ let package = Package(
             name: "ServiceRuntime",
             dependencies: [
                 "Common", "Messaging", "HTTPServer",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: upcoming),
@@ -75,10 +81,11 @@ let package = Package(
             dependencies: serviceDependencies,
             swiftSettings: upcoming),
 
-        .executableTarget(name: "user-service", dependencies: ["UserService"], swiftSettings: upcoming),
+        .executableTarget(name: "user-service", dependencies: ["UserService", argumentParser], swiftSettings: upcoming),
         .executableTarget(
-            name: "notification-service", dependencies: ["NotificationService"], swiftSettings: upcoming),
-        .executableTarget(name: "order-service", dependencies: ["OrderService"], swiftSettings: upcoming),
+            name: "notification-service", dependencies: ["NotificationService", argumentParser],
+            swiftSettings: upcoming),
+        .executableTarget(name: "order-service", dependencies: ["OrderService", argumentParser], swiftSettings: upcoming),
 
         .target(
             name: "TestSupport",
@@ -99,6 +106,9 @@ let package = Package(
             name: "ServiceTests",
             dependencies: [
                 "UserService", "NotificationService", "OrderService", "ServiceRuntime", "TestSupport",
+                "Messaging", "HTTPServer", argumentParser,
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: upcoming),
@@ -109,9 +119,12 @@ let package = Package(
     ]
 )
 
+var argumentParser: Target.Dependency { .product(name: "ArgumentParser", package: "swift-argument-parser") }
+
 var serviceDependencies: [Target.Dependency] {
     [
         "Common", "Storage", "Messaging", "HTTPServer", "ServiceRuntime",
+        .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),

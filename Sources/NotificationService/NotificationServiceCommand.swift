@@ -2,7 +2,8 @@ public import ArgumentParser
 import Foundation
 import HTTPServer
 import Logging
-import ServiceRuntime
+public import ServiceRuntime
+import Messaging
 
 /// `notification-service`: routes events from `queue_dispatch` to their destination queues.
 public struct NotificationServiceCommand: AsyncParsableCommand {

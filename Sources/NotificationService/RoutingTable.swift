@@ -64,10 +64,13 @@ public struct RoutingTable: Sendable, Equatable {
         for (event, value) in rawRoutes {
             routes[event] = try queueList(value, at: "routes.\(event)")
         }
-        let defaultRoute = try top["default"].map { value throws(RoutingTableError) in
-            try queueList(value, at: "default")
+        var defaultRoute: [String] = []
+        if let value = top["default"] {
+            // Present but empty is a mistake, not "no default".
+            defaultRoute = try queueList(value, at: "default")
+            try validate(defaultRoute, for: "default")
         }
-        return try RoutingTable(routes: routes, defaultRoute: defaultRoute ?? [])
+        return try RoutingTable(routes: routes, defaultRoute: defaultRoute)
     }
 
     /// Reads and parses a table file.

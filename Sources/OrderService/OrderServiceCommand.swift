@@ -2,7 +2,8 @@ public import ArgumentParser
 import Foundation
 import HTTPServer
 import Logging
-import ServiceRuntime
+public import ServiceRuntime
+import Messaging
 
 /// `order-service`: keeps a snapshot of every user from the events on `queue_order`.
 public struct OrderServiceCommand: AsyncParsableCommand {

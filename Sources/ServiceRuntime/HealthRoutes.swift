@@ -1,4 +1,5 @@
 public import HTTPServer
+import NIOHTTP1
 
 /// What `/readyz` reports: each dependency's state, and numbers worth watching.
 public struct Readiness: Sendable {

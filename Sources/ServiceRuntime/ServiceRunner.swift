@@ -1,5 +1,6 @@
 public import Logging
 public import ServiceLifecycle
+import UnixSignals
 import Foundation
 
 /// Starting and stopping a service process.

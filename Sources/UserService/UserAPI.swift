@@ -1,5 +1,6 @@
 import Common
 import HTTPServer
+import NIOHTTP1
 import Logging
 import Storage
 

@@ -2,7 +2,8 @@ public import ArgumentParser
 import Foundation
 import HTTPServer
 import Logging
-import ServiceRuntime
+public import ServiceRuntime
+import Messaging
 
 /// `user-service`: the HTTP API for users.
 public struct UserServiceCommand: AsyncParsableCommand {

@@ -1,4 +1,5 @@
 import HTTPServer
+import NIOHTTP1
 
 /// The rules for a user's fields, shared by create (and later update).
 enum UserValidation {

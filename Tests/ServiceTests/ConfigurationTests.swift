@@ -1,3 +1,6 @@
+import ArgumentParser
+import Logging
+import Messaging
 import Testing
 
 @testable import ServiceRuntime
@@ -20,21 +23,23 @@ struct ConfigurationTests {
         do {
             _ = try Setting.sqlitePath(url, setting: "ORDER_DB_URL")
             Issue.record("accepted \(url)")
-        } catch {
+        } catch let error as ConfigurationError {
             #expect(error.description.hasPrefix("invalid configuration: ORDER_DB_URL:"))
+        } catch {
+            Issue.record("unexpected \(error)")
         }
     }
 
     @Test func flagsWinOverTheEnvironmentWhichWinsOverDefaults() throws {
-        var options = CommonOptions()
+        var options = try CommonOptions.parse([])
         let environment = ["HTTP_PORT": "9000", "LOG_LEVEL": "debug", "RABBITMQ_URL": "amqp://u:p@h:1234/v"]
         var settings = try options.resolve(defaultPort: 8000, environment: environment)
         #expect(settings.port == 9000 && settings.logLevel == .debug)
         #expect(settings.broker.host == "h" && settings.broker.port == 1234 && settings.broker.virtualHost == "v")
-        options.port = "9100"
+        options = try CommonOptions.parse(["--port", "9100"])
         settings = try options.resolve(defaultPort: 8000, environment: environment)
         #expect(settings.port == 9100)
-        settings = try CommonOptions().resolve(defaultPort: 8000, environment: [:])
+        settings = try CommonOptions.parse([]).resolve(defaultPort: 8000, environment: [:])
         #expect(settings.port == 8000 && settings.logLevel == .info && settings.broker.port == 5672)
         #expect(settings.broker.heartbeat == .seconds(30))
     }
@@ -48,7 +53,7 @@ struct ConfigurationTests {
     ])
     func badSettingsAreNamed(environment: [String: String], setting: String) {
         do {
-            _ = try CommonOptions().resolve(defaultPort: 8000, environment: environment)
+            _ = try CommonOptions.parse([]).resolve(defaultPort: 8000, environment: environment)
             Issue.record("accepted \(environment)")
         } catch let error as ConfigurationError {
             #expect(error.setting == setting)

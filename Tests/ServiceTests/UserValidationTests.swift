@@ -1,3 +1,5 @@
+import HTTPServer
+import NIOHTTP1
 import Testing
 
 @testable import UserService

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// One of the project's executables, started as a real process for end-to-end tests.
 /// Its stderr and stdout go to a log file, shown when a test fails.

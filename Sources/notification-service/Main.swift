@@ -1,0 +1,9 @@
+import ArgumentParser
+import NotificationService
+
+@main
+enum Main {
+    static func main() async {
+        await NotificationServiceCommand.main()
+    }
+}

@@ -1,3 +1,0 @@
-import NotificationService
-
-await NotificationServiceCommand.main()

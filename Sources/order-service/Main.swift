@@ -1,0 +1,9 @@
+import ArgumentParser
+import OrderService
+
+@main
+enum Main {
+    static func main() async {
+        await OrderServiceCommand.main()
+    }
+}

@@ -1,3 +1,0 @@
-import OrderService
-
-await OrderServiceCommand.main()

@@ -1,0 +1,9 @@
+import ArgumentParser
+import UserService
+
+@main
+enum Main {
+    static func main() async {
+        await UserServiceCommand.main()
+    }
+}

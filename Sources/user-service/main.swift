@@ -1,3 +1,0 @@
-import UserService
-
-await UserServiceCommand.main()
