@@ -71,6 +71,7 @@ let package = Package(
         .target(
             name: "UserService",
             dependencies: serviceDependencies,
+            resources: [.copy("openapi.json")],
             swiftSettings: upcoming),
         .target(
             name: "NotificationService",

@@ -100,14 +100,16 @@ start)
     exit 1
     ;;
 stop)
-    if running || { [ -f "$dir/launcher.pid" ] && kill -0 "$(cat "$dir/launcher.pid")" 2>/dev/null; }; then
-        ctl -q stop "$dir/node.pid" >/dev/null 2>&1 || true
-        if [ -f "$dir/launcher.pid" ]; then
-            pid=$(cat "$dir/launcher.pid")
-            for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -9 "$pid" 2>/dev/null || true
-        fi
+    pid=""
+    [ -f "$dir/node.pid" ] && pid=$(cat "$dir/node.pid")
+    [ -n "$pid" ] || { [ -f "$dir/launcher.pid" ] && pid=$(cat "$dir/launcher.pid"); }
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        # A node that no longer answers must not hang the caller: bounded, then signals.
+        timeout 30 "$rabbit_bin/rabbitmqctl" -n "$NODE_NAME" -q stop >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
     fi
+    if [ -f "$dir/launcher.pid" ]; then kill -KILL "$(cat "$dir/launcher.pid")" 2>/dev/null || true; fi
     rm -f "$dir/node.pid" "$dir/launcher.pid"
     ;;
 ctl) ctl "$@" ;;

@@ -60,7 +60,7 @@ stop() {
     echo "stopped."
 }
 trap stop EXIT
-trap 'exit 130' INT TERM
+trap 'exit 0' INT TERM
 
 user_port=${USER_SERVICE_PORT:-8000}
 start order-service --port "${ORDER_SERVICE_PORT:-8001}"

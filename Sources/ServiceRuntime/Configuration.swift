@@ -63,8 +63,8 @@ public enum Setting {
         var configuration: BrokerConfiguration
         do {
             configuration = try BrokerConfiguration(url: text ?? defaultBrokerURL)
-        } catch {
-            throw ConfigurationError(setting: "RABBITMQ_URL", problem: "\(error)")
+        } catch let error as MessagingError {
+            throw ConfigurationError(setting: "RABBITMQ_URL", problem: error.detail)
         }
         let seconds = try positiveInteger(heartbeat, setting: "AMQP_HEARTBEAT", default: 30)
         configuration.heartbeat = .seconds(seconds)

@@ -1,41 +1,48 @@
 import Common
+import Foundation
 import HTTPServer
-import NIOHTTP1
 import Logging
+import NIOHTTP1
 import Storage
 
-/// The HTTP API of the user service.
+/// The HTTP API of the user service. `openapi.json` (served at `/openapi.json`) documents it; a test keeps
+/// the two in step.
 struct UserAPI: Sendable {
     let store: UserStore
     let relay: OutboxRelay
     let logger: Logger
 
-    private struct CreateUser: Decodable {
-        var name: String
-        var email: String
-    }
-
-    private struct UserBody: Encodable {
-        var id: String
-        var name: String
-        var email: String
-        var version: Int64
-        var created_at: String
-        var updated_at: String
-
-        init(_ user: User) {
-            id = user.id
-            name = user.name
-            email = user.email
-            version = user.version
-            created_at = user.createdAt
-            updated_at = user.updatedAt
-        }
-    }
+    /// Page sizes for `GET /users`.
+    static let pageSizes = 1...500
+    static let defaultPageSize = 50
 
     func register(in router: inout Router) {
         router.add(.POST, "/users", acceptsJSON: true) { request in try await create(request) }
+        router.add(.GET, "/users") { request in try await list(request) }
         router.add(.GET, "/users/{id}") { request in try await show(request) }
+        router.add(.PATCH, "/users/{id}", acceptsJSON: true) { request in try await update(request) }
+        router.add(.DELETE, "/users/{id}") { request in try await delete(request) }
+        let document = Self.openAPIDocument
+        router.add(.GET, "/openapi.json") { _ in
+            HTTPResponse(status: .ok, headers: ["Content-Type": "application/json"], body: document)
+        }
+    }
+
+    /// `openapi.json`, shipped as a resource next to the executable.
+    static let openAPIDocument: [UInt8] = {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "json"),
+            let data = try? Data(contentsOf: url)
+        else {
+            preconditionFailure("openapi.json is missing from the UserService resources")
+        }
+        return Array(data)
+    }()
+
+    // MARK: Routes
+
+    private struct CreateUser: Decodable {
+        var name: String
+        var email: String
     }
 
     private func create(_ request: HTTPRequest) async throws -> HTTPResponse {
@@ -43,41 +50,177 @@ struct UserAPI: Sendable {
         let name = try UserValidation.name(input.name)
         let email = try UserValidation.email(input.email)
         let traceparent = TraceContext.continuing(request.headers.first(name: "traceparent"))
-        let user: User
-        do {
-            user = try await store.createUser(name: name, email: email, traceparent: traceparent)
-        } catch UserStoreError.emailTaken {
-            throw HTTPError(.conflict, error: "email_taken", detail: "a user with email '\(email)' already exists")
-        } catch let error as DatabaseError {
-            throw unavailable(error)
+        var idempotency: (key: String, fingerprint: String, render: @Sendable (User) -> [UInt8])?
+        if let key = request.headers.first(name: "Idempotency-Key") {
+            guard !key.isEmpty, key.utf8.count <= 255 else {
+                throw HTTPError(
+                    .unprocessableEntity, error: "validation_failed",
+                    detail: "Idempotency-Key: must be 1 to 255 characters")
+            }
+            // The same request means the same fields as sent, whatever the JSON's layout.
+            idempotency = (key, "\(input.name)\u{0}\(input.email)", { HTTPResponse.json(UserBody($0)).body })
         }
-        relay.notify()
-        logger.info(
-            "user created", metadata: ["user_id": "\(user.id)", "traceparent": "\(traceparent)"])
-        return .json(
-            UserBody(user), status: .created,
-            headers: ["Location": "/users/\(user.id)", "ETag": "\"\(user.version)\"", "traceparent": traceparent])
+        let outcome = try await storeCall {
+            try await store.createUser(name: name, email: email, traceparent: traceparent, idempotency: idempotency)
+        }
+        switch outcome {
+        case .created(let user):
+            relay.notify()
+            logger.info("user created", metadata: ["user_id": "\(user.id)", "traceparent": "\(traceparent)"])
+            return userResponse(user, status: .created, headers: ["Location": "/users/\(user.id)"])
+        case .replayed(let userID, let body):
+            logger.info("idempotent retry answered with the original response", metadata: ["user_id": "\(userID)"])
+            return HTTPResponse(
+                status: .created,
+                headers: ["Content-Type": "application/json", "Location": "/users/\(userID)", "ETag": "\"1\""],
+                body: body)
+        }
+    }
+
+    private func list(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let limit = try Pagination.limit(request.query["limit"], sizes: Self.pageSizes, default: Self.defaultPageSize)
+        let after = try Pagination.position(request.query["after"])
+        let page = try await storeCall { try await store.users(after: after, limit: limit) }
+        return .json(UserPage(items: page.users.map(UserBody.init), next: page.next.map(Pagination.cursor)))
     }
 
     private func show(_ request: HTTPRequest) async throws -> HTTPResponse {
         let id = request.pathParameters["id"] ?? ""
-        let found: User?
-        do {
-            found = try await store.user(id: id)
-        } catch let error as DatabaseError {
-            throw unavailable(error)
+        guard let user = try await storeCall({ try await store.user(id: id) }) else {
+            throw Self.notFound(id)
         }
-        guard let user = found else {
-            throw HTTPError(.notFound, error: "not_found", detail: "no user with id '\(id)'")
-        }
-        return .json(UserBody(user), headers: ["ETag": "\"\(user.version)\""])
+        return userResponse(user)
     }
 
-    /// A database that cannot be written or read: the request is refused as a whole, nothing half-written.
-    private func unavailable(_ error: DatabaseError) -> HTTPError {
-        logger.error("database error", metadata: ["error": "\(error)"])
-        return HTTPError(
-            .serviceUnavailable, error: "database_unavailable",
-            detail: "the user database cannot be used right now; retry later")
+    private struct PatchUser: Decodable {
+        var name: String?
+        var email: String?
+    }
+
+    private func update(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let id = request.pathParameters["id"] ?? ""
+        let input = try request.decodeJSON(PatchUser.self)
+        guard input.name != nil || input.email != nil else {
+            throw HTTPError(
+                .unprocessableEntity, error: "validation_failed", detail: "empty patch: give name, email or both")
+        }
+        let patch = UserPatch(
+            name: try input.name.map { try UserValidation.name($0) },
+            email: try input.email.map { try UserValidation.email($0) })
+        let condition = try Self.versionCondition(request)
+        let traceparent = TraceContext.continuing(request.headers.first(name: "traceparent"))
+        let user = try await storeCall {
+            try await store.updateUser(id: id, patch: patch, condition: condition, traceparent: traceparent)
+        }
+        relay.notify()
+        logger.info(
+            "user updated",
+            metadata: ["user_id": "\(id)", "version": "\(user.version)", "traceparent": "\(traceparent)"])
+        return userResponse(user)
+    }
+
+    private func delete(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let id = request.pathParameters["id"] ?? ""
+        let condition = try Self.versionCondition(request)
+        let traceparent = TraceContext.continuing(request.headers.first(name: "traceparent"))
+        try await storeCall { try await store.deleteUser(id: id, condition: condition, traceparent: traceparent) }
+        relay.notify()
+        logger.info("user deleted", metadata: ["user_id": "\(id)", "traceparent": "\(traceparent)"])
+        return .empty(.noContent)
+    }
+
+    // MARK: Helpers
+
+    private func userResponse(_ user: User, status: HTTPResponseStatus = .ok, headers: HTTPHeaders = [:]) -> HTTPResponse {
+        var headers = headers
+        headers.replaceOrAdd(name: "ETag", value: "\"\(user.version)\"")
+        return .json(UserBody(user), status: status, headers: headers)
+    }
+
+    /// Runs a store call, turning its refusals into HTTP errors.
+    private func storeCall<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as UserStoreError {
+            switch error {
+            case .emailTaken:
+                throw HTTPError(.conflict, error: "email_taken", detail: "a user with this email already exists")
+            case .notFound:
+                throw HTTPError(.notFound, error: "not_found", detail: "no such user")
+            case .versionMismatch(let current):
+                throw HTTPError(
+                    .preconditionFailed, error: "version_mismatch",
+                    detail: "If-Match does not match the user's current version \(current)",
+                    headers: ["ETag": "\"\(current)\""])
+            case .idempotencyKeyReused:
+                throw HTTPError(
+                    .unprocessableEntity, error: "idempotency_key_reused",
+                    detail: "this Idempotency-Key was used with a different request")
+            }
+        } catch let error as DatabaseError {
+            // A database that cannot be written or read: the request is refused whole, nothing half-written.
+            logger.error("database error", metadata: ["error": "\(error)"])
+            throw HTTPError(
+                .serviceUnavailable, error: "database_unavailable",
+                detail: "the user database cannot be used right now; retry later")
+        }
+    }
+
+    private static func notFound(_ id: String) -> HTTPError {
+        HTTPError(.notFound, error: "not_found", detail: "no user with id '\(id)'")
+    }
+
+    /// `If-Match`: `*`, or one or more entity tags such as `"3"` (weak tags and bare numbers are accepted too).
+    static func versionCondition(_ request: HTTPRequest) throws -> VersionCondition {
+        let values = request.headers["If-Match"].flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !values.isEmpty else { return .any }
+        if values.contains("*") { return .any }
+        var versions: [Int64] = []
+        for value in values {
+            var tag = Substring(value)
+            if tag.hasPrefix("W/") { tag = tag.dropFirst(2) }
+            if tag.hasPrefix("\""), tag.hasSuffix("\""), tag.count >= 2 { tag = tag.dropFirst().dropLast() }
+            guard let version = Int64(tag) else {
+                // An entity tag we never issued cannot match.
+                versions.append(-1)
+                continue
+            }
+            versions.append(version)
+        }
+        return .oneOf(versions)
+    }
+}
+
+/// A user as the API shows it (snake_case keys, as the original system's clients expect).
+struct UserBody: Encodable {
+    var id: String
+    var name: String
+    var email: String
+    var version: Int64
+    var created_at: String
+    var updated_at: String
+
+    init(_ user: User) {
+        id = user.id
+        name = user.name
+        email = user.email
+        version = user.version
+        created_at = user.createdAt
+        updated_at = user.updatedAt
+    }
+}
+
+/// A page of a keyset-paginated list.
+struct UserPage: Encodable {
+    var items: [UserBody]
+    var next: String?
+
+    enum CodingKeys: CodingKey { case items, next }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(items, forKey: .items)
+        try container.encode(next, forKey: .next)  // null on the last page, not absent
     }
 }

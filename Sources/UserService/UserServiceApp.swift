@@ -1,4 +1,5 @@
 import Common
+import NIOHTTP1
 public import HTTPServer
 public import Logging
 public import Messaging
@@ -27,6 +28,9 @@ public struct UserServiceApp: Sendable {
     /// Run these in a `ServiceGroup`, in this order (the HTTP server stops first on shutdown).
     public let services: [any Service]
     private let server: HTTPServer
+    /// The routes the HTTP server serves (for the API document's test).
+    let routes: [(method: HTTPMethod, pattern: String)]
+    private let store: UserStore
 
     /// Opens the database (failing at once when it cannot be used) and wires the parts together.
     public init(configuration: UserServiceConfiguration, logger: Logger) throws {
@@ -44,11 +48,18 @@ public struct UserServiceApp: Sendable {
                 gauges: ["outbox_backlog": backlog ?? -1])
         }
         server = HTTPServer(configuration: configuration.http, router: router, logger: logger)
+        routes = router.routes
+        self.store = store
         services = [publisher, relay, server]
     }
 
     /// The port the HTTP server listens on, once it does.
     public func listeningPort() async throws -> Int {
         try await server.listeningPort()
+    }
+
+    /// All outbox rows, sent or not (for tests).
+    func outboxCountForTests() async throws -> Int {
+        try await store.outboxCount()
     }
 }

@@ -27,6 +27,37 @@ struct OutboxEntry: Sendable {
 /// Why a change was refused.
 enum UserStoreError: Error, Equatable {
     case emailTaken
+    case notFound
+    /// `If-Match` named another version; carries the current one.
+    case versionMismatch(current: Int64)
+    /// An `Idempotency-Key` reused with a different request.
+    case idempotencyKeyReused
+}
+
+/// The outcome of a create.
+enum CreateOutcome: Sendable {
+    case created(User)
+    /// A retry with a known `Idempotency-Key`: the original response body, as first sent.
+    case replayed(userID: String, body: [UInt8])
+}
+
+/// A requested change to a user; nil fields stay as they are.
+struct UserPatch: Sendable {
+    var name: String?
+    var email: String?
+}
+
+/// What a version precondition (`If-Match`) accepts.
+enum VersionCondition: Sendable, Equatable {
+    case any
+    case oneOf([Int64])
+
+    func accepts(_ version: Int64) -> Bool {
+        switch self {
+        case .any: true
+        case .oneOf(let versions): versions.contains(version)
+        }
+    }
 }
 
 /// The user service's database: users plus the transactional outbox, in `users.sqlite`.
@@ -57,24 +88,47 @@ final class UserStore: Sendable {
             sent_at TEXT
         );
         CREATE INDEX outbox_pending ON outbox(seq) WHERE sent_at IS NULL;
+        """,
         """
+        CREATE TABLE idempotency_keys (
+            key TEXT PRIMARY KEY,
+            fingerprint TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            response BLOB NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
+        """,
     ]
+
+    /// How long an `Idempotency-Key` is remembered.
+    static let idempotencyKeyLifetime: TimeInterval = 24 * 60 * 60
 
     /// How many published rows the outbox keeps for inspection before pruning them.
     static let keptSentRows: Int64 = 10_000
 
     private let database: DatabaseWriter
+    /// Reads run on their own connection so they never wait behind a group commit.
+    private let reader: DatabaseReader
 
     init(path: String, logger: Logger) throws {
         database = try DatabaseWriter(path: path, migrations: Self.migrations, logger: logger)
+        reader = try DatabaseReader(path: path)
     }
 
     func close() async {
+        await reader.close()
         await database.close()
     }
 
-    /// Inserts a user and its `user_created` event.
-    func createUser(name: String, email: String, traceparent: String) async throws -> User {
+    /// Inserts a user and its `user_created` event, or replays the original outcome of a retried request.
+    ///
+    /// `idempotency` is the client's key, the request's fingerprint (two requests are the same when their
+    /// fingerprints are), and how to render the response to remember for retries.
+    func createUser(
+        name: String, email: String, traceparent: String,
+        idempotency: (key: String, fingerprint: String, render: @Sendable (User) -> [UInt8])? = nil
+    ) async throws -> CreateOutcome {
         let now = Date()
         let timestamp = Timestamp.format(now)
         let user = User(
@@ -83,7 +137,19 @@ final class UserStore: Sendable {
         let event = UserEvent(
             kind: .created, userID: user.id, name: name, email: email,
             eventID: UUID().uuidString.lowercased(), version: 1, occurredAt: now)
-        try await database.write { db in
+        return try await database.write { db in
+            if let idempotency {
+                let cutoff = Timestamp.format(now.addingTimeInterval(-Self.idempotencyKeyLifetime))
+                try db.run("DELETE FROM idempotency_keys WHERE created_at < ?", cutoff)
+                if let known = try db.queryFirst(
+                    "SELECT fingerprint, user_id, response FROM idempotency_keys WHERE key = ?", idempotency.key)
+                {
+                    guard known.string("fingerprint") == idempotency.fingerprint else {
+                        throw UserStoreError.idempotencyKeyReused
+                    }
+                    return .replayed(userID: known.string("user_id") ?? "", body: known.blob("response") ?? [])
+                }
+            }
             do {
                 try db.run(
                     """
@@ -95,13 +161,86 @@ final class UserStore: Sendable {
                 throw UserStoreError.emailTaken
             }
             try Self.appendOutbox(event, traceparent: traceparent, db: db)
+            if let idempotency {
+                try db.run(
+                    "INSERT INTO idempotency_keys(key, fingerprint, user_id, response, created_at) VALUES (?, ?, ?, ?, ?)",
+                    idempotency.key, idempotency.fingerprint, user.id, idempotency.render(user), timestamp)
+            }
+            return .created(user)
         }
+    }
+
+    /// Applies a patch, bumping the version and writing `user_updated` with the full new state.
+    /// A patch that changes nothing returns the user as it is, with no new version and no event.
+    func updateUser(id: String, patch: UserPatch, condition: VersionCondition, traceparent: String) async throws -> User {
+        let now = Date()
+        return try await database.write { db in
+            var user = try Self.current(id: id, condition: condition, db: db)
+            let name = patch.name ?? user.name
+            let email = patch.email ?? user.email
+            guard name != user.name || email != user.email else { return user }
+            user.name = name
+            user.email = email
+            user.version += 1
+            user.updatedAt = Timestamp.format(now)
+            do {
+                try db.run(
+                    "UPDATE users SET name = ?, email = ?, email_key = ?, version = ?, updated_at = ? WHERE id = ?",
+                    name, email, Self.emailKey(email), user.version, user.updatedAt, id)
+            } catch let error as DatabaseError where error.isUniqueConstraintViolation {
+                throw UserStoreError.emailTaken
+            }
+            let event = UserEvent(
+                kind: .updated, userID: id, name: name, email: email,
+                eventID: UUID().uuidString.lowercased(), version: user.version, occurredAt: now)
+            try Self.appendOutbox(event, traceparent: traceparent, db: db)
+            return user
+        }
+    }
+
+    /// Deletes a user and writes `user_deleted` carrying the next version.
+    func deleteUser(id: String, condition: VersionCondition, traceparent: String) async throws {
+        let now = Date()
+        try await database.write { db in
+            let user = try Self.current(id: id, condition: condition, db: db)
+            try db.run("DELETE FROM users WHERE id = ?", id)
+            let event = UserEvent(
+                kind: .deleted, userID: id, eventID: UUID().uuidString.lowercased(), version: user.version + 1,
+                occurredAt: now)
+            try Self.appendOutbox(event, traceparent: traceparent, db: db)
+        }
+    }
+
+    /// Users in creation order, starting after the one with sequence number `after`.
+    /// Returns up to `limit` users and the sequence number to continue from, if there may be more.
+    func users(after: Int64, limit: Int) async throws -> (users: [User], next: Int64?) {
+        try await reader.read { db in
+            let rows = try db.query(
+                """
+                SELECT seq, id, name, email, version, created_at, updated_at FROM users
+                WHERE seq > ? ORDER BY seq LIMIT ?
+                """, after, limit + 1)
+            let page = rows.prefix(limit)
+            let next = rows.count > limit ? page.last?.int64("seq") : nil
+            return (page.map(Self.user(from:)), next)
+        }
+    }
+
+    private static func current(id: String, condition: VersionCondition, db: Connection) throws -> User {
+        guard
+            let user = try db.queryFirst(
+                "SELECT id, name, email, version, created_at, updated_at FROM users WHERE id = ?", id
+            ).map(Self.user(from:))
+        else {
+            throw UserStoreError.notFound
+        }
+        guard condition.accepts(user.version) else { throw UserStoreError.versionMismatch(current: user.version) }
         return user
     }
 
     /// The user with this id, if there is one.
     func user(id: String) async throws -> User? {
-        try await database.read { db in
+        try await reader.read { db in
             try db.queryFirst(
                 "SELECT id, name, email, version, created_at, updated_at FROM users WHERE id = ?", id
             ).map(Self.user(from:))
@@ -110,7 +249,7 @@ final class UserStore: Sendable {
 
     /// The oldest unpublished events, in commit order.
     func pendingOutbox(limit: Int) async throws -> [OutboxEntry] {
-        try await database.read { db in
+        try await reader.read { db in
             try db.query(
                 """
                 SELECT seq, event_id, event_type, user_id, body, traceparent, created_at
@@ -137,9 +276,14 @@ final class UserStore: Sendable {
         }
     }
 
+    /// How many events the outbox holds, sent or not.
+    func outboxCount() async throws -> Int {
+        try await reader.read { db in try db.queryFirst("SELECT count(*) AS n FROM outbox")?.int("n") ?? 0 }
+    }
+
     /// How many events wait to be published.
     func outboxBacklog() async throws -> Int {
-        try await database.read { db in
+        try await reader.read { db in
             try db.queryFirst("SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL")?.int("n") ?? 0
         }
     }

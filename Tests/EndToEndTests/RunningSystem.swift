@@ -4,9 +4,6 @@ import Messaging
 import Storage
 import TestSupport
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// The three real executables, started as processes against the test broker, in a virtual host of their
 /// own (so tests running in parallel do not share queues) and with databases in a temporary directory.
@@ -46,11 +43,8 @@ final class RunningSystem: Sendable {
     /// Starts all three and waits until each answers `/readyz` with 200.
     static func start(_ name: String) async throws -> RunningSystem {
         let broker = try await TestBroker.shared()
-        let vhost = "e2e-\(name)-\(UUID().uuidString.prefix(8))"
-        _ = try await broker.ctl(["add_vhost", vhost])
-        _ = try await broker.ctl(["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"])
-        let base = broker.url.hasSuffix("/%2f") ? String(broker.url.dropLast(4)) : broker.url
-        let system = try RunningSystem(directory: try temporaryDirectory("e2e-\(name)"), brokerURL: "\(base)/\(vhost)")
+        let url = try await broker.makeVirtualHost("e2e-\(name)")
+        let system = try RunningSystem(directory: try temporaryDirectory("e2e-\(name)"), brokerURL: url)
         for process in [system.order, system.notification, system.user] { try process.start() }
         try await system.waitUntilReady()
         return system
@@ -74,32 +68,13 @@ final class RunningSystem: Sendable {
 
     // MARK: HTTP
 
-    struct Response {
-        var status: Int
-        var body: Data
-        var headers: [String: String]
-        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:] }
-    }
-
     func request(
         _ method: String, port: Int? = nil, path: String, json: Any? = nil, headers: [String: String] = [:]
-    ) async throws -> Response {
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port ?? userPort)\(path)")!)
-        request.httpMethod = method
-        request.timeoutInterval = 10
-        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-        if let json {
-            request.httpBody = try JSONSerialization.data(withJSONObject: json)
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        let (data, response) = try await URLSession.shared.data(for: request)
-        let http = response as! HTTPURLResponse
-        var fields: [String: String] = [:]
-        for (key, value) in http.allHeaderFields { fields["\(key)".lowercased()] = "\(value)" }
-        return Response(status: http.statusCode, body: data, headers: fields)
+    ) async throws -> TestHTTPResponse {
+        try await httpRequest(method, port: port ?? userPort, path: path, json: json, headers: headers)
     }
 
-    func createUser(name: String, email: String, headers: [String: String] = [:]) async throws -> Response {
+    func createUser(name: String, email: String, headers: [String: String] = [:]) async throws -> TestHTTPResponse {
         try await request("POST", path: "/users", json: ["name": name, "email": email], headers: headers)
     }
 
