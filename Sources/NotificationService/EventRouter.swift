@@ -8,7 +8,7 @@ import ServiceRuntime
 ///
 /// The handler returns (and so the source is acked) only after every destination confirmed the publish.
 struct EventRouter: Sendable {
-    let table: RoutingTable
+    let table: CurrentRoutingTable
     let publisher: Publisher
     let sourceQueue: String
     let logger: Logger
@@ -33,7 +33,7 @@ struct EventRouter: Sendable {
         if let trace = properties.headers[HeaderName.traceparent] { metadata["traceparent"] = "\(trace)" }
         metadata["event"] = "\(eventType)"
 
-        let destinations = table.destinations(for: eventType)
+        let destinations = table.value.destinations(for: eventType)
         guard !destinations.isEmpty else {
             properties.headers[HeaderName.error] = "no route for event type '\(eventType)'"
             properties.headers[HeaderName.failedAt] = Timestamp.format(Date())

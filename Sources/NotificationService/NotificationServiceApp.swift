@@ -13,6 +13,8 @@ public struct NotificationServiceConfiguration: Sendable {
     public var broker: BrokerConfiguration
     /// Where each event type goes.
     public var routingTable: RoutingTable
+    /// The file `routingTable` came from, reloaded on SIGHUP; nil for the built-in table.
+    public var routingTablePath: String?
     /// Deliveries the broker may push before they are acked.
     public var prefetch: UInt16 = 256
 
@@ -43,8 +45,8 @@ public struct NotificationServiceApp: Sendable {
             logger: logger)
         let consumer = Consumer(
             configuration: consuming, queue: source, prefetch: configuration.prefetch, logger: logger)
-        let router = EventRouter(
-            table: configuration.routingTable, publisher: publisher, sourceQueue: source, logger: logger)
+        let table = CurrentRoutingTable(configuration.routingTable)
+        let router = EventRouter(table: table, publisher: publisher, sourceQueue: source, logger: logger)
         let loop = DeliveryLoop(
             queue: source, consumer: consumer, publisher: publisher, concurrency: Int(configuration.prefetch),
             logger: logger, handler: router.handle)
@@ -53,7 +55,11 @@ public struct NotificationServiceApp: Sendable {
             Readiness(checks: ["broker": publisher.isConnected && consumer.isConnected])
         }
         server = HTTPServer(configuration: configuration.http, router: admin, logger: logger)
-        services = [publisher, consumer, loop, server]
+        var services: [any Service] = [publisher, consumer, loop, server]
+        if let path = configuration.routingTablePath {
+            services.append(RoutingTableReloader(path: path, current: table, publisher: publisher, logger: logger))
+        }
+        self.services = services
     }
 
     /// The admin port, once listening.

@@ -20,12 +20,13 @@ public struct NotificationServiceCommand: AsyncParsableCommand {
 
     public func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        let configuration: NotificationServiceConfiguration
+        var configuration: NotificationServiceConfiguration
         let logger: Logger
         do {
             let settings = try common.resolve(defaultPort: 8002, environment: environment)
             var table = RoutingTable.standard
-            if let path = Setting.value(routingTable, env: "ROUTING_TABLE", in: environment) {
+            let path = Setting.value(routingTable, env: "ROUTING_TABLE", in: environment)
+            if let path {
                 do {
                     table = try RoutingTable.load(path: path)
                 } catch {
@@ -34,6 +35,7 @@ public struct NotificationServiceCommand: AsyncParsableCommand {
             }
             configuration = NotificationServiceConfiguration(
                 http: HTTPServerConfiguration(port: settings.port), broker: settings.broker, routingTable: table)
+            configuration.routingTablePath = path
             ServiceRunner.bootstrapLogging(level: settings.logLevel)
             logger = Logger(label: "notification-service")
         } catch let error as ConfigurationError {
@@ -43,7 +45,7 @@ public struct NotificationServiceCommand: AsyncParsableCommand {
             "starting",
             metadata: [
                 "admin_port": "\(configuration.http.port)", "broker": "\(configuration.broker.redactedURL)",
-                "routes": "\(configuration.routingTable.routes.sorted { $0.key < $1.key }.map { "\($0.key)->\($0.value.joined(separator: "+"))" }.joined(separator: " "))",
+                "routes": "\(configuration.routingTable.summary)",
             ])
         let app = NotificationServiceApp(configuration: configuration, logger: logger)
         try await ServiceRunner.run(app.services, logger: logger)

@@ -61,6 +61,7 @@ public struct OrderServiceApp: Sendable {
                 ])
         }
         var admin = Router()
+        SnapshotAPI(store: store).register(in: &admin)
         admin.addHealthRoutes {
             let database = await store.isHealthy()
             return Readiness(checks: ["broker": publisher.isConnected && consumer.isConnected, "database": database])

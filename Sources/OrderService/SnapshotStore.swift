@@ -25,9 +25,12 @@ final class SnapshotStore: Sendable {
     ]
 
     private let database: DatabaseWriter
+    /// The read API's connection, so reads never wait behind a group commit.
+    private let reader: DatabaseReader
 
     init(path: String, logger: Logger) throws {
         database = try DatabaseWriter(path: path, migrations: Self.migrations, logger: logger)
+        reader = try DatabaseReader(path: path)
     }
 
     /// Applies an event; returns false when it changed nothing (a duplicate or an older version).
@@ -54,11 +57,55 @@ final class SnapshotStore: Sendable {
     }
 
     func close() async {
+        await reader.close()
         await database.close()
     }
 
     /// Whether the database answers.
     func isHealthy() async -> Bool {
-        (try? await database.read { db in try db.queryFirst("SELECT 1 AS one") != nil }) ?? false
+        (try? await reader.read { db in try db.queryFirst("SELECT 1 AS one") != nil }) ?? false
+    }
+
+    /// One user's snapshot or tombstone.
+    func snapshot(userID: String) async throws -> Snapshot? {
+        try await reader.read { db in
+            try db.queryFirst("SELECT \(Self.columns) FROM user_snapshots WHERE user_id = ?", userID).map(Snapshot.init)
+        }
+    }
+
+    /// Live snapshots (not tombstones) ordered by user id, after `after`; `next` is set when there may be more.
+    func snapshots(after: String, limit: Int) async throws -> (snapshots: [Snapshot], next: String?) {
+        try await reader.read { db in
+            let rows = try db.query(
+                "SELECT \(Self.columns) FROM user_snapshots WHERE user_id > ? AND deleted = 0 ORDER BY user_id LIMIT ?",
+                after, limit + 1)
+            let page = rows.prefix(limit).map(Snapshot.init)
+            return (Array(page), rows.count > limit ? page.last?.userID : nil)
+        }
+    }
+
+    private static let columns = "user_id, name, email, version, deleted, updated_at, event_id, occurred_at"
+}
+
+/// A user as the order service holds it.
+struct Snapshot: Sendable, Equatable {
+    var userID: String
+    var name: String?
+    var email: String?
+    var version: Int64
+    var deleted: Bool
+    var updatedAt: String
+    var eventID: String
+    var occurredAt: String?
+
+    init(_ row: Row) {
+        userID = row.string("user_id") ?? ""
+        name = row.string("name")
+        email = row.string("email")
+        version = row.int64("version") ?? 0
+        deleted = row.int("deleted") == 1
+        updatedAt = row.string("updated_at") ?? ""
+        eventID = row.string("event_id") ?? ""
+        occurredAt = row.string("occurred_at")
     }
 }

@@ -1,0 +1,78 @@
+import Foundation
+import HTTPServer
+import NIOHTTP1
+import Storage
+
+/// The order service's read API, on its admin port.
+struct SnapshotAPI: Sendable {
+    let store: SnapshotStore
+
+    private struct SnapshotBody: Encodable {
+        var user_id: String
+        var name: String?
+        var email: String?
+        var version: Int64
+        var updated_at: String
+
+        init(_ snapshot: Snapshot) {
+            user_id = snapshot.userID
+            name = snapshot.name
+            email = snapshot.email
+            version = snapshot.version
+            updated_at = snapshot.updatedAt
+        }
+    }
+
+    private struct Page: Encodable {
+        var items: [SnapshotBody]
+        var next: String?
+
+        enum CodingKeys: CodingKey { case items, next }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(items, forKey: .items)
+            try container.encode(next, forKey: .next)
+        }
+    }
+
+    func register(in router: inout Router) {
+        router.add(.GET, "/snapshots/users") { request in try await list(request) }
+        router.add(.GET, "/snapshots/users/{id}") { request in try await show(request) }
+    }
+
+    private func show(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let id = request.pathParameters["id"] ?? ""
+        guard let snapshot = try await read({ try await store.snapshot(userID: id) }) else {
+            throw HTTPError(.notFound, error: "not_found", detail: "no snapshot of user '\(id)'")
+        }
+        guard !snapshot.deleted else {
+            throw HTTPError(
+                .gone, error: "deleted", detail: "user '\(id)' was deleted (version \(snapshot.version))",
+                headers: ["ETag": "\"\(snapshot.version)\""])
+        }
+        return .json(SnapshotBody(snapshot), headers: ["ETag": "\"\(snapshot.version)\""])
+    }
+
+    private func list(_ request: HTTPRequest) async throws -> HTTPResponse {
+        var limit = 50
+        if let text = request.query["limit"] {
+            guard let value = Int(text), (1...500).contains(value) else {
+                throw HTTPError(
+                    .unprocessableEntity, error: "validation_failed", detail: "limit: must be a whole number from 1 to 500")
+            }
+            limit = value
+        }
+        let page = try await read { try await store.snapshots(after: request.query["after"] ?? "", limit: limit) }
+        return .json(Page(items: page.snapshots.map(SnapshotBody.init), next: page.next))
+    }
+
+    private func read<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch is DatabaseError {
+            throw HTTPError(
+                .serviceUnavailable, error: "database_unavailable", detail: "the snapshot database cannot be read right now")
+        }
+    }
+}
