@@ -40,7 +40,11 @@ let package = Package(
             swiftSettings: upcoming),
         .target(
             name: "Messaging",
-            dependencies: ["CRabbitMQ", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "CRabbitMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: upcoming),
         .target(
             name: "HTTPServer",
