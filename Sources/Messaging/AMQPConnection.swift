@@ -9,7 +9,7 @@ final class AMQPConnection {
     static let channel: amqp_channel_t = 1
     private static let frameMax: Int32 = 131_072
     private static let socketTimeout = timeval(tv_sec: 10, tv_usec: 0)
-    private static let rpcTimeout = timeval(tv_sec: 30, tv_usec: 0)
+    private static let rpcTimeout = timeval(tv_sec: 10, tv_usec: 0)
 
     private let state: amqp_connection_state_t
     /// Scratch memory for outgoing properties and tables; recycled after every call that uses it.
@@ -147,19 +147,28 @@ final class AMQPConnection {
 
     // MARK: - Asynchronous methods
 
-    /// `basic.publish` to the default exchange with `mandatory` set.
-    func publish(_ message: OutboundMessage) throws(MessagingError) {
+    /// `basic.publish` to the default exchange with `mandatory` set. Returns an error for a message that cannot be
+    /// encoded (nothing was sent, the connection is fine); throws if the connection failed.
+    func publish(_ message: OutboundMessage) throws(MessagingError) -> MessagingError? {
         var status: Int32 = 0
         withScratch {
             var properties = encode(message.properties)
             let routingKey = scratchBytes(message.queue)
             status = message.body.withUnsafeBytes { body in
-                let bodyBytes = amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress))
+                let bodyBytes = amqp_bytes_t(
+                    len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress))
                 return amqp_basic_publish(
                     state, Self.channel, amqp_bytes_t(len: 0, bytes: nil), routingKey, 1, 0, &properties, bodyBytes)
             }
         }
-        if status != AMQP_STATUS_OK.rawValue { throw MessagingError(status: status, while: "publishing") }
+        switch amqp_status_enum(rawValue: status) {
+        case AMQP_STATUS_OK:
+            return nil
+        case AMQP_STATUS_TABLE_TOO_BIG, AMQP_STATUS_BAD_AMQP_DATA, AMQP_STATUS_INVALID_PARAMETER:
+            return MessagingError(status: status, while: "encoding a message for '\(message.queue)'")
+        default:
+            throw MessagingError(status: status, while: "publishing")
+        }
     }
 
     /// `basic.ack`.
@@ -200,7 +209,8 @@ final class AMQPConnection {
             amqp_maybe_release_buffers(state)
         }
         let body: [UInt8] =
-            message.body.len == 0 ? [] : Array(UnsafeRawBufferPointer(start: message.body.bytes, count: message.body.len))
+            message.body.len == 0
+            ? [] : Array(UnsafeRawBufferPointer(start: message.body.bytes, count: message.body.len))
         return (body, MessageProperties(decoding: message.properties))
     }
 
@@ -220,6 +230,12 @@ final class AMQPConnection {
         guard isOpen else { return }
         _ = amqp_channel_close(state, Self.channel, AMQP_REPLY_SUCCESS)
         _ = amqp_connection_close(state, AMQP_REPLY_SUCCESS)
+        abandon()
+    }
+
+    /// Drops a broken connection without a handshake: closes the socket and frees the library state.
+    func abandon() {
+        guard isOpen else { return }
         isOpen = false
         amqp_destroy_connection(state)
     }

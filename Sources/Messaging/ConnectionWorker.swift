@@ -17,7 +17,6 @@ final class ConnectionWorker {
 
     private let loop: ConnectionLoop
     private var logger: Logger { loop.logger }
-    private var connection: AMQPConnection?
     /// Counts successful connections; deliveries carry it so acks from an earlier connection are recognised.
     private var generation: UInt64 = 0
     private var failedAttempts = 0
@@ -50,19 +49,17 @@ final class ConnectionWorker {
                 "AMQP \(reconnecting ? "reconnected" : "connected") to \(loop.configuration.redactedURL)",
                 metadata: ["amqp.heartbeat": "\(connection.heartbeatSeconds)s", "amqp.generation": "\(generation)"])
             failedAttempts = 0
-            self.connection = connection
 
             switch serve(connection) {
             case .shutdown:
                 loop.transition(to: .closing)
                 closeGracefully(connection)
-                self.connection = nil
                 loop.finishRole()
                 loop.finish()
                 logger.info("AMQP connection to \(loop.configuration.redactedURL) closed")
                 return
             case .lost(let error):
-                self.connection = nil
+                connection.abandon()
                 dropConnectionState(error: MessagingError(.connectionLost, "connection lost: \(error)"))
                 logger.warning("AMQP connection to \(loop.configuration.redactedURL) lost: \(error); reconnecting")
                 reconnecting = true
@@ -194,7 +191,9 @@ final class ConnectionWorker {
             throw MessagingError(.brokerClosed, "the broker cancelled the consumer (queue deleted?)")
         case .close(let close):
             connection.replyCloseOk(isConnection: close.isConnection)
-            logger.error("\(close.description)")
+            // 320 CONNECTION_FORCED is an operator or a broker shutdown; anything else is a bug or a misconfiguration
+            // (such as 406 PRECONDITION_FAILED for a queue declared with other arguments).
+            logger.log(level: close.replyCode == 320 ? .warning : .error, "\(close.description)")
             throw MessagingError(.brokerClosed, close.description)
         case .other(let description):
             logger.debug("ignoring \(description)")
@@ -223,7 +222,12 @@ final class ConnectionWorker {
             }
             guard let batch = sending else { return }
             let message = batch.request.messages[batch.nextToSend]
-            try connection.publish(message)
+            if let invalid = try connection.publish(message) {
+                // The rest of the call is not sent; messages already sent still get their confirms (ignored).
+                batch.fail(invalid)
+                sending = nil
+                continue
+            }
             confirms.sent(batch, queue: message.queue)
             batch.nextToSend += 1
             if batch.nextToSend == batch.request.messages.count { sending = nil }

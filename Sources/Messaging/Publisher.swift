@@ -15,7 +15,9 @@ public final class Publisher: Service, Sendable {
     ///   - queues: Queues declared (durable, no arguments) on every (re)connect.
     ///   - confirmWindow: Most messages sent but not yet confirmed at any time.
     ///   - logger: Connection events are logged here, with the password redacted.
-    public init(configuration: BrokerConfiguration, declaring queues: [String], confirmWindow: Int = 1024, logger: Logger) {
+    public init(
+        configuration: BrokerConfiguration, declaring queues: [String], confirmWindow: Int = 1024, logger: Logger
+    ) {
         loop = ConnectionLoop(
             configuration: configuration, role: .publisher(confirmWindow: max(1, confirmWindow)), declaring: queues,
             logger: logger)

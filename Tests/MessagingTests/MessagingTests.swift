@@ -195,6 +195,22 @@ struct MessagingTests {
         }
     }
 
+    @Test func idleConnectionKeepsItsHeartbeat() async throws {
+        let broker = try await TestBroker.shared()
+        let name = uniqueQueueName("idle")
+        var idle = try configuration(broker, name)
+        idle.heartbeat = .seconds(1)  // the broker drops a connection after two silent intervals
+        let publisher = Publisher(configuration: idle, declaring: [], logger: logger)
+        try await withServices(publisher) {
+            try await eventually("connected") { try await broker.connectionIDs(named: name).count == 1 }
+            let before = try await broker.connectionIDs(named: name)
+            // Idle on purpose: only heartbeats (sent from the poll loop) keep the connection open meanwhile.
+            try await Task.sleep(for: .seconds(4))
+            #expect(try await broker.connectionIDs(named: name) == before, "the connection was replaced")
+            #expect(publisher.isConnected)
+        }
+    }
+
     @Test func publishWaitsForTheConnectionAndCanBeCancelled() async throws {
         // Nothing listens on port 1: the publisher is never connected.
         var unreachable = try BrokerConfiguration(url: "amqp://guest:guest@127.0.0.1:1/%2f")

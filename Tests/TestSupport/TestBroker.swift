@@ -82,18 +82,21 @@ public final class TestBroker: Sendable {
         _ = try await ctl(["-q", "close_all_connections", "test"])
     }
 
+    /// The broker's ids (Erlang pids) of the client connections whose `connection_name` client property is `name`.
+    public func connectionIDs(named name: String) async throws -> [String] {
+        let output = try await ctl(["-q", "list_connections", "--no-table-headers", "pid", "client_properties"])
+        return output.split(separator: "\n")
+            .filter { $0.contains("{\"connection_name\",\"\(name)\"}") }
+            .compactMap { $0.split(separator: "\t").first.map(String.init) }
+    }
+
     /// Closes the client connections whose `connection_name` client property is `name`; returns how many.
     /// Unlike ``closeAllConnections()`` this leaves other tests' connections alone.
     @discardableResult
     public func closeConnections(named name: String) async throws -> Int {
-        let output = try await ctl(["-q", "list_connections", "--no-table-headers", "pid", "client_properties"])
-        var closed = 0
-        for line in output.split(separator: "\n") where line.contains("{\"connection_name\",\"\(name)\"}") {
-            guard let pid = line.split(separator: "\t").first else { continue }
-            _ = try await ctl(["-q", "close_connection", String(pid), "test"])
-            closed += 1
-        }
-        return closed
+        let ids = try await connectionIDs(named: name)
+        for id in ids { _ = try await ctl(["-q", "close_connection", id, "test"]) }
+        return ids.count
     }
 
     // MARK: - Subprocesses
@@ -115,7 +118,8 @@ public final class TestBroker: Sendable {
     /// exit here), its output in files, not pipes: the node it starts runs on in the background and could hold an
     /// inherited pipe open.
     private static func runScriptBlocking(_ arguments: [String]) throws -> String {
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("rabbitmq-node-\(UUID().uuidString)")
+        let scratch = FileManager.default.temporaryDirectory
+            .appendingPathComponent("rabbitmq-node-\(UUID().uuidString)")
         let outputPath = scratch.path + ".out"
         let errorPath = scratch.path + ".err"
         defer {
