@@ -116,8 +116,10 @@ final class ConnectionLoop: Sendable {
             await withTaskCancellationHandler {
                 await withCheckedContinuation { (exit: CheckedContinuation<Void, Never>) in
                     shared.withLock { $0.exit = exit }
-                    let thread = Thread { [self] in ConnectionWorker(loop: self).main() }
-                    thread.name = "amqp-\(role.name)"
+                    let thread = Thread { [self] in
+                        nameCurrentThread("amqp-\(role.name)")
+                        ConnectionWorker(loop: self).main()
+                    }
                     thread.start()
                 }
             } onCancel: {
@@ -220,6 +222,16 @@ extension ConnectionLoop.Shared {
         defer { wakePending = true }
         return !wakePending
     }
+}
+
+/// Names the calling OS thread (shown by `top -H`, `ps -L` and debuggers). Foundation's `Thread.name` does not on
+/// Linux, and `pthread_setname_np` is not visible to Swift there, so this writes `/proc/thread-self/comm`.
+private func nameCurrentThread(_ name: String) {
+    let descriptor = open("/proc/thread-self/comm", O_WRONLY)
+    guard descriptor >= 0 else { return }
+    defer { close(descriptor) }
+    let bytes = Array(name.utf8.prefix(15))
+    _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
 }
 
 /// A non-blocking pipe that async callers write to so that the connection thread's `poll()` returns.
