@@ -195,6 +195,28 @@ struct MessagingTests {
         }
     }
 
+    @Test func persistentMessagesAndConnectionsSurviveABrokerRestart() async throws {
+        let broker = try await TestBroker.startPrivate()  // stopping the shared one would disturb other tests
+        let queue = uniqueQueueName("restart")
+        let publisher = Publisher(configuration: try configuration(broker, "pub"), declaring: [queue], logger: logger)
+        let consumer = Consumer(configuration: try configuration(broker, "con"), queue: queue, logger: logger)
+        try await withServices(publisher) {
+            try await publisher.publish([OutboundMessage(queue: queue, body: Array("before".utf8))])
+            try await broker.stop()
+            try await eventually("publisher noticed") { !publisher.isConnected }
+            // Issued while the broker is down: waits for the connection, then is confirmed.
+            async let during: Void = publisher.publish([OutboundMessage(queue: queue, body: Array("during".utf8))])
+            try await broker.start()
+            try await eventually(timeout: .seconds(30), "publisher reconnected") { publisher.isConnected }
+            try await during
+        }
+        try await withServices(consumer) {
+            let deliveries = try await collect(2, from: consumer, acking: true)
+            #expect(deliveries.map(\.body) == [Array("before".utf8), Array("during".utf8)])
+        }
+        try await broker.stop()
+    }
+
     @Test func idleConnectionKeepsItsHeartbeat() async throws {
         let broker = try await TestBroker.shared()
         let name = uniqueQueueName("idle")

@@ -34,19 +34,31 @@ public final class TestBroker: Sendable {
         {
             return TestBroker(url: url, nodeDirectory: directory)
         }
+        return try await startPrivate()
+    }
+
+    /// Starts a node of its own in a fresh temporary directory, stopped when the process exits. For tests that
+    /// disrupt the broker (stop/start) and so must not share it with tests running in parallel.
+    public static func startPrivate() async throws -> TestBroker {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("rabbitmq-test-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)")
             .path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let registerAtExit = nodesToStopAtExit.withLock { nodes in
+            defer { nodes.append(directory) }
+            return nodes.isEmpty
+        }
+        if registerAtExit {
+            atexit {
+                for directory in nodesToStopAtExit.withLock({ $0 }) {
+                    _ = try? TestBroker.runScriptBlocking(["stop", directory])
+                    try? FileManager.default.removeItem(atPath: directory)
+                }
+            }
+        }
         let output = try await runScript(["start", directory])
         guard let url = output.split(separator: "\n").last(where: { $0.hasPrefix("amqp") }) else {
             throw TestBrokerError("rabbitmq-node.sh start printed no URL: \(output)")
-        }
-        nodeToStopAtExit.withLock { $0 = directory }
-        atexit {
-            guard let directory = nodeToStopAtExit.withLock({ $0 }) else { return }
-            _ = try? TestBroker.runScriptBlocking(["stop", directory])
-            try? FileManager.default.removeItem(atPath: directory)
         }
         return TestBroker(url: String(url), nodeDirectory: directory)
     }
@@ -153,8 +165,8 @@ public final class TestBroker: Sendable {
     }
 }
 
-/// The node directory to stop when the process exits (read by the `atexit` handler, which cannot capture).
-private let nodeToStopAtExit = Mutex<String?>(nil)
+/// The node directories to stop when the process exits (read by the `atexit` handler, which cannot capture).
+private let nodesToStopAtExit = Mutex<[String]>([])
 
 /// A failed broker operation, with the command's standard error.
 public struct TestBrokerError: Error, CustomStringConvertible {
