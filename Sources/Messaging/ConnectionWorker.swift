@@ -1,5 +1,9 @@
 import Foundation
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Logging
 
 /// The body of a ``ConnectionLoop``'s thread: created on that thread, used only there, and gone when it ends.
