@@ -70,7 +70,7 @@ struct MessagingTests {
 
             try await publisher.publish([OutboundMessage(queue: queue, body: [4])])
             #expect(publisher.isConnected)
-            #expect(try await broker.messageCount(queue: queue) == 2)
+            try await eventually("two messages routed") { try await broker.messageCount(queue: queue) == 2 }
             #expect(try await broker.messageCount(queue: missing) == nil)
         }
     }
