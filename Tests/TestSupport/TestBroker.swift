@@ -60,7 +60,19 @@ public final class TestBroker: Sendable {
         guard let url = output.split(separator: "\n").last(where: { $0.hasPrefix("amqp") }) else {
             throw TestBrokerError("rabbitmq-node.sh start printed no URL: \(output)")
         }
+        try startWatchdog(directory: directory)
         return TestBroker(url: String(url), nodeDirectory: directory)
+    }
+
+    /// `atexit` does not run when the test process is killed (and was seen not to finish under some `swift test`
+    /// pipelines), so a detached shell also stops the node once this process is gone.
+    private static func startWatchdog(directory: String) throws {
+        let script = repositoryRoot.appendingPathComponent("scripts/rabbitmq-node.sh").path
+        let watch = """
+            while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done
+            "$0" stop "$1"; rm -rf "$1"
+            """
+        _ = try spawn(["/usr/bin/setsid", "/bin/bash", "-c", watch, script, directory], output: "/dev/null")
     }
 
     /// Runs `rabbitmqctl` against the node and returns its standard output; throws with its standard error.
@@ -138,21 +150,8 @@ public final class TestBroker: Sendable {
             unlink(outputPath)
             unlink(errorPath)
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-
         let script = repositoryRoot.appendingPathComponent("scripts/rabbitmq-node.sh").path
-        let argv: [UnsafeMutablePointer<CChar>?] = (["/bin/bash", script] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = argv.withUnsafeBufferPointer { argv in
-            posix_spawn(&pid, "/bin/bash", &actions, nil, argv.baseAddress!, environ)
-        }
-        guard spawned == 0 else { throw TestBrokerError("posix_spawn of \(script) failed: \(spawned)") }
+        let pid = try spawn(["/bin/bash", script] + arguments, output: outputPath, errors: errorPath)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let stdout = String(decoding: FileManager.default.contents(atPath: outputPath) ?? Data(), as: UTF8.self)
@@ -163,6 +162,24 @@ public final class TestBroker: Sendable {
         }
         return stdout
     }
+}
+
+/// Starts `arguments[0]` with standard input from /dev/null and output to files; returns its pid.
+private func spawn(_ arguments: [String], output: String, errors: String? = nil) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, errors ?? output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+    defer { for pointer in argv { free(pointer) } }
+    var pid: pid_t = 0
+    let spawned = argv.withUnsafeBufferPointer { argv in
+        posix_spawn(&pid, arguments[0], &actions, nil, argv.baseAddress!, environ)
+    }
+    guard spawned == 0 else { throw TestBrokerError("posix_spawn of \(arguments[0]) failed: \(spawned)") }
+    return pid
 }
 
 /// The node directories to stop when the process exits (read by the `atexit` handler, which cannot capture).
