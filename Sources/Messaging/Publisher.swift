@@ -1,0 +1,47 @@
+public import Logging
+public import ServiceLifecycle
+
+/// One AMQP connection for publishing with publisher confirms, owned by a dedicated thread.
+///
+/// Run it as a `Service` (or call ``run()`` in a task); ``publish(_:)`` may be called from any task, before or
+/// during `run()`.
+public final class Publisher: Service, Sendable {
+    private let loop: ConnectionLoop
+
+    /// Creates a publisher; nothing happens until ``run()``.
+    ///
+    /// - Parameters:
+    ///   - configuration: Where to connect.
+    ///   - queues: Queues declared (durable, no arguments) on every (re)connect.
+    ///   - confirmWindow: Most messages sent but not yet confirmed at any time.
+    ///   - logger: Connection events are logged here, with the password redacted.
+    public init(
+        configuration: BrokerConfiguration, declaring queues: [String], confirmWindow: Int = 1024, logger: Logger
+    ) {
+        loop = ConnectionLoop(
+            configuration: configuration, role: .publisher(confirmWindow: max(1, confirmWindow)), declaring: queues,
+            logger: logger)
+    }
+
+    /// Connects (retrying with backoff while the broker is absent), declares the queues on every (re)connect,
+    /// enables `confirm.select` and serves publishes until cancelled or graceful shutdown. Before returning it waits
+    /// (up to 5 seconds) for outstanding confirms. May be called once.
+    public func run() async throws {
+        try await loop.run()
+    }
+
+    /// Publishes `messages` in order and returns once the broker confirmed every one of them.
+    ///
+    /// Concurrent calls share the connection and are pipelined inside the confirm window. While disconnected the
+    /// call waits for the connection (cancellable until its first message is sent). Throws ``MessagingError`` with
+    /// `.nacked` if any message was nacked, `.unroutable` if any came back with `basic.return`, `.connectionLost`
+    /// if the connection dropped before all were confirmed (retry: the broker may have some of them), and `.closed`
+    /// once the publisher is stopping.
+    public func publish(_ messages: [OutboundMessage]) async throws {
+        guard !messages.isEmpty else { return }
+        try await loop.publish(messages)
+    }
+
+    /// Whether the connection is up and ready to publish.
+    public var isConnected: Bool { loop.isConnected }
+}
