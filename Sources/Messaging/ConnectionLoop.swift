@@ -43,6 +43,12 @@ struct PublishRequest: Sendable {
     var continuation: CheckedContinuation<Void, any Error>
 }
 
+/// A request to declare more queues on the live connection (and on every reconnect after it).
+struct DeclareRequest: Sendable {
+    var queues: [String]
+    var continuation: CheckedContinuation<Void, any Error>
+}
+
 /// Settlement of a consumed message, handed to the connection thread.
 enum Settlement: Sendable {
     case ack(multiple: Bool)
@@ -75,6 +81,9 @@ final class ConnectionLoop: Sendable {
         var wakePending = false
         var nextPublishID: UInt64 = 0
         var publishes = FIFO<PublishRequest>()
+        /// Queues added by ``ConnectionLoop/declare(_:)``, declared on every connect after the initial ones.
+        var addedQueues: [String] = []
+        var declarations: [DeclareRequest] = []
         var settlements: [(tag: UInt64, generation: UInt64, settlement: Settlement)] = []
         var exit: CheckedContinuation<Void, Never>?
     }
@@ -136,14 +145,18 @@ final class ConnectionLoop: Sendable {
 
     /// Asks the thread to flush and close. Publishes that have not been handed to the thread fail with `.closed`.
     func requestShutdown() {
-        let (queued, wake) = shared.withLock { state in
+        let (queued, declarations, wake) = shared.withLock { state in
             state.shutdownRequested = true
             var queued: [PublishRequest] = []
             while let request = state.publishes.popFirst() { queued.append(request) }
-            return (queued, state.markWakePending())
+            defer { state.declarations.removeAll() }
+            return (queued, state.declarations, state.markWakePending())
         }
         for request in queued {
             request.continuation.resume(throwing: MessagingError(.closed, "the publisher is shutting down"))
+        }
+        for request in declarations {
+            request.continuation.resume(throwing: MessagingError(.closed, "the connection is shutting down"))
         }
         if wake { wakeup.signal() }
     }
@@ -171,6 +184,37 @@ final class ConnectionLoop: Sendable {
             }
         } onCancel: {
             cancelPublish(id)
+        }
+    }
+
+    /// Declares more queues (durable, no arguments) now and on every reconnect; returns once the broker declared
+    /// them on a live connection.
+    func declare(_ queues: [String]) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let wake: Bool? = shared.withLock { state in
+                guard !state.shutdownRequested else { return nil }
+                for queue in queues where !declaredQueues.contains(queue) && !state.addedQueues.contains(queue) {
+                    state.addedQueues.append(queue)
+                }
+                state.declarations.append(DeclareRequest(queues: queues, continuation: continuation))
+                return state.markWakePending()
+            }
+            guard let wake else {
+                continuation.resume(throwing: MessagingError(.closed, "the connection has stopped"))
+                return
+            }
+            if wake { wakeup.signal() }
+        }
+    }
+
+    /// Every queue to declare on connect: the initial ones, then those added since.
+    var queuesToDeclare: [String] { declaredQueues + shared.withLock { $0.addedQueues } }
+
+    /// Declaration requests waiting for the live connection.
+    func takeDeclarations() -> [DeclareRequest] {
+        shared.withLock { state in
+            defer { state.declarations.removeAll() }
+            return state.declarations
         }
     }
 

@@ -83,7 +83,7 @@ final class ConnectionWorker {
         let connection = try AMQPConnection.open(loop.configuration)
         generation += 1
         confirms = ConfirmTracker()
-        var queues = loop.declaredQueues
+        var queues = loop.queuesToDeclare
         if case .consumer(let queue, _, _) = loop.role, !queues.contains(queue) { queues.insert(queue, at: 0) }
         for queue in queues { try connection.declareQueue(queue) }
         switch loop.role {
@@ -130,6 +130,7 @@ final class ConnectionWorker {
                 for (tag, generation, settlement) in work.settlements {
                     try settle(tag: tag, generation: generation, settlement, on: connection)
                 }
+                try declareRequested(on: connection)
                 if work.shutdownRequested {
                     guard case .publisher = loop.role else { return .shutdown }
                     let deadline = drainDeadline ?? ContinuousClock.now + Self.confirmDrainTimeout
@@ -146,6 +147,22 @@ final class ConnectionWorker {
             }
             if connection.hasBufferedInput { continue }
             waitForInput(socket: connection.socketDescriptor, timeout: timeout)
+        }
+    }
+
+    /// Declares queues asked for by ``ConnectionLoop/declare(_:)`` (a synchronous RPC; confirms that arrive
+    /// meanwhile are queued by rabbitmq-c and read afterwards).
+    private func declareRequested(on connection: AMQPConnection) throws(MessagingError) {
+        var requests = loop.takeDeclarations()[...]
+        while let request = requests.popFirst() {
+            do {
+                for queue in request.queues { try connection.declareQueue(queue) }
+                request.continuation.resume()
+            } catch {
+                request.continuation.resume(throwing: error)
+                for rest in requests { rest.continuation.resume(throwing: error) }
+                throw error
+            }
         }
     }
 

@@ -42,6 +42,13 @@ public final class Publisher: Service, Sendable {
         try await loop.publish(messages)
     }
 
+    /// Declares more queues (durable, no arguments) on the live connection and on every reconnect after it;
+    /// returns once the broker declared them. Waits for the connection while disconnected.
+    public func declare(_ queues: [String]) async throws {
+        guard !queues.isEmpty else { return }
+        try await loop.declare(queues)
+    }
+
     /// Whether the connection is up and ready to publish.
     public var isConnected: Bool { loop.isConnected }
 }

@@ -75,6 +75,35 @@ struct MessagingTests {
         }
     }
 
+    @Test func queuesDeclaredLaterAreRoutableAndSurviveReconnects() async throws {
+        let broker = try await TestBroker.shared()
+        let later = uniqueQueueName("later")
+        let publisher = Publisher(
+            configuration: try configuration(broker, "declare-later"), declaring: [], logger: logger)
+        try await withServices(publisher) {
+            var refused: MessagingError?
+            do {
+                try await publisher.publish([OutboundMessage(queue: later, body: [1])])
+            } catch let error as MessagingError {
+                refused = error
+            }
+            #expect(refused?.code == .unroutable)
+
+            try await publisher.declare([later])
+            try await publisher.publish([OutboundMessage(queue: later, body: [2])])
+            let afterDeclare = try await broker.messageCount(queue: later)
+            #expect(afterDeclare == 1)
+
+            // The broker forgets nothing here, but a reconnect must declare the added queue again: delete it first.
+            _ = try await broker.ctl(["delete_queue", later])
+            try await broker.closeConnections(named: "declare-later")
+            try await eventually("reconnected and declared again") { try await broker.messageCount(queue: later) == 0 }
+            try await publisher.publish([OutboundMessage(queue: later, body: [3])])
+            let afterReconnect = try await broker.messageCount(queue: later)
+            #expect(afterReconnect == 1)
+        }
+    }
+
     @Test func unackedDeliveryIsRedeliveredToTheNextConsumer() async throws {
         let broker = try await TestBroker.shared()
         let queue = uniqueQueueName("redeliver")
