@@ -61,6 +61,16 @@ public final class ServiceProcess: Sendable {
         return process.terminationStatus
     }
 
+    /// Sends a signal without waiting (e.g. SIGHUP).
+    public func send(_ signal: Int32) {
+        if let process = state.withLock({ $0 }), process.isRunning { kill(process.processIdentifier, signal) }
+    }
+
+    /// The whole log so far.
+    public func log() -> String {
+        (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+    }
+
     /// Whether it is running.
     public var isRunning: Bool { state.withLock { $0?.isRunning ?? false } }
 
