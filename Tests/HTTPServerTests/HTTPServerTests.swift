@@ -247,12 +247,12 @@ struct HTTPServerTests {
                 // A complete request resets the timer; then silence.
                 let response = try await connection.readResponseAfterSending("GET /echo/hi HTTP/1.1\r\nHost: t\r\n\r\n")
                 #expect(response.body == "hi")
-                try await waitWithDeadline(connection.channel.closeFuture, seconds: 5)
+                try await waitWithDeadline(connection.channel.closeFuture, seconds: 30)
             }
             // A request that never completes (slowloris) is cut off too.
             try await withConnection(port: port) { connection in
                 try await connection.send("GET /echo/hi HTTP/1.1\r\nHost: t\r\n")
-                try await waitWithDeadline(connection.channel.closeFuture, seconds: 5)
+                try await waitWithDeadline(connection.channel.closeFuture, seconds: 30)
             }
         }
     }
@@ -307,6 +307,7 @@ struct HTTPServerTests {
             for await _ in release { break }
             return .text("done")
         }
+        router.add(.GET, "/fast") { _ in .text("fast") }
         let server = HTTPServer(
             configuration: HTTPServerConfiguration(host: "127.0.0.1", port: 0), router: router, logger: testLogger)
         let group = ServiceGroup(
@@ -319,6 +320,8 @@ struct HTTPServerTests {
                 try await busy.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
                 for await _ in started { break }
                 try await withConnection(port: port) { idle in
+                    // Answered once, so the server certainly tracks it as an idle keep-alive connection.
+                    #expect(try await idle.readResponseAfterSending("GET /fast HTTP/1.1\r\nHost: t\r\n\r\n").body == "fast")
                     await group.triggerGracefulShutdown()
                     // The idle keep-alive connection is closed at once ...
                     let closed = try await idle.closesWithoutData()

@@ -231,7 +231,7 @@ struct UserAPITests {
 
         // Exercise every route, then compare what the server answered with what the document promises.
         _ = try await service.call("GET", "/healthz")
-        _ = try await service.call("GET", "/readyz")
+        try await eventually("ready") { try await service.call("GET", "/readyz").status == 200 }
         let created = try await service.create("Frank", "frank@example.com")
         let id = created.json["id"] as? String ?? ""
         _ = try await service.create("Frank", "frank@example.com")
