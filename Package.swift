@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "user-service", targets: ["user-service"]),
         .executable(name: "notification-service", targets: ["notification-service"]),
         .executable(name: "order-service", targets: ["order-service"]),
+        .executable(name: "requeue-dead-letters", targets: ["requeue-dead-letters"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -87,6 +88,8 @@ let package = Package(
             name: "notification-service", dependencies: ["NotificationService", argumentParser],
             swiftSettings: upcoming),
         .executableTarget(name: "order-service", dependencies: ["OrderService", argumentParser], swiftSettings: upcoming),
+        .executableTarget(
+            name: "requeue-dead-letters", dependencies: ["ServiceRuntime", argumentParser], swiftSettings: upcoming),
 
         .target(
             name: "TestSupport",

@@ -17,6 +17,8 @@ public struct NotificationServiceConfiguration: Sendable {
     public var routingTablePath: String?
     /// Deliveries the broker may push before they are acked.
     public var prefetch: UInt16 = 256
+    /// Attempts to process a message before it moves to the dead-letter queue.
+    public var maxAttempts = 5
 
     /// Creates a configuration.
     public init(http: HTTPServerConfiguration, broker: BrokerConfiguration, routingTable: RoutingTable = .standard) {
@@ -48,7 +50,7 @@ public struct NotificationServiceApp: Sendable {
         let table = CurrentRoutingTable(configuration.routingTable)
         let router = EventRouter(table: table, publisher: publisher, sourceQueue: source, logger: logger)
         let loop = DeliveryLoop(
-            queue: source, consumer: consumer, publisher: publisher, concurrency: Int(configuration.prefetch),
+            queue: source, consumer: consumer, publisher: publisher, concurrency: Int(configuration.prefetch), maxAttempts: configuration.maxAttempts,
             logger: logger, handler: router.handle)
         var admin = Router()
         admin.addHealthRoutes {

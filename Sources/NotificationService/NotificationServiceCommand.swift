@@ -13,6 +13,8 @@ public struct NotificationServiceCommand: AsyncParsableCommand {
 
     @OptionGroup public var common: CommonOptions
 
+    @OptionGroup public var consumer: ConsumerOptions
+
     @Option(name: .customLong("routing-table"), help: "YAML or JSON routing table file (env ROUTING_TABLE).")
     public var routingTable: String?
 
@@ -22,7 +24,9 @@ public struct NotificationServiceCommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         var configuration: NotificationServiceConfiguration
         let logger: Logger
+        let gracePeriod: Duration
         do {
+            let consuming = try consumer.resolve(environment: environment)
             let settings = try common.resolve(defaultPort: 8002, environment: environment)
             var table = RoutingTable.standard
             let path = Setting.value(routingTable, env: "ROUTING_TABLE", in: environment)
@@ -36,6 +40,9 @@ public struct NotificationServiceCommand: AsyncParsableCommand {
             configuration = NotificationServiceConfiguration(
                 http: HTTPServerConfiguration(port: settings.port), broker: settings.broker, routingTable: table)
             configuration.routingTablePath = path
+            configuration.maxAttempts = consuming.maxAttempts
+            configuration.prefetch = consuming.prefetch
+            gracePeriod = settings.gracePeriod
             ServiceRunner.bootstrapLogging(level: settings.logLevel)
             logger = Logger(label: "notification-service")
         } catch let error as ConfigurationError {
@@ -48,6 +55,6 @@ public struct NotificationServiceCommand: AsyncParsableCommand {
                 "routes": "\(configuration.routingTable.summary)",
             ])
         let app = NotificationServiceApp(configuration: configuration, logger: logger)
-        try await ServiceRunner.run(app.services, logger: logger)
+        try await ServiceRunner.run(app.services, gracePeriod: gracePeriod, logger: logger)
     }
 }

@@ -15,6 +15,8 @@ public struct OrderServiceConfiguration: Sendable {
     public var broker: BrokerConfiguration
     /// Deliveries the broker may push before they are acked; they are applied concurrently, in shared transactions.
     public var prefetch: UInt16 = 256
+    /// Attempts to process a message before it moves to the dead-letter queue.
+    public var maxAttempts = 5
 
     /// Creates a configuration.
     public init(http: HTTPServerConfiguration, databasePath: String, broker: BrokerConfiguration) {
@@ -43,7 +45,7 @@ public struct OrderServiceApp: Sendable {
         let consumer = Consumer(
             configuration: consuming, queue: source, prefetch: configuration.prefetch, logger: logger)
         let loop = DeliveryLoop(
-            queue: source, consumer: consumer, publisher: publisher, concurrency: Int(configuration.prefetch),
+            queue: source, consumer: consumer, publisher: publisher, concurrency: Int(configuration.prefetch), maxAttempts: configuration.maxAttempts,
             logger: logger
         ) { delivery in
             let event: UserEvent

@@ -13,6 +13,8 @@ public struct OrderServiceCommand: AsyncParsableCommand {
 
     @OptionGroup public var common: CommonOptions
 
+    @OptionGroup public var consumer: ConsumerOptions
+
     @Option(name: .customLong("db-url"), help: "sqlite:///path or a file path (env ORDER_DB_URL, default orders.sqlite).")
     public var databaseURL: String?
 
@@ -20,15 +22,20 @@ public struct OrderServiceCommand: AsyncParsableCommand {
 
     public func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        let configuration: OrderServiceConfiguration
+        var configuration: OrderServiceConfiguration
         let logger: Logger
+        let gracePeriod: Duration
         do {
+            let consuming = try consumer.resolve(environment: environment)
             let settings = try common.resolve(defaultPort: 8001, environment: environment)
             let path = try Setting.sqlitePath(
                 Setting.value(databaseURL, env: "ORDER_DB_URL", in: environment) ?? "orders.sqlite",
                 setting: "ORDER_DB_URL")
             configuration = OrderServiceConfiguration(
                 http: HTTPServerConfiguration(port: settings.port), databasePath: path, broker: settings.broker)
+            configuration.maxAttempts = consuming.maxAttempts
+            configuration.prefetch = consuming.prefetch
+            gracePeriod = settings.gracePeriod
             ServiceRunner.bootstrapLogging(level: settings.logLevel)
             logger = Logger(label: "order-service")
         } catch let error as ConfigurationError {
@@ -46,6 +53,6 @@ public struct OrderServiceCommand: AsyncParsableCommand {
                 "admin_port": "\(configuration.http.port)", "database": "\(configuration.databasePath)",
                 "broker": "\(configuration.broker.redactedURL)",
             ])
-        try await ServiceRunner.run(app.services, logger: logger)
+        try await ServiceRunner.run(app.services, gracePeriod: gracePeriod, logger: logger)
     }
 }

@@ -14,6 +14,11 @@ public struct CommonOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("heartbeat"), help: "AMQP heartbeat in seconds (env AMQP_HEARTBEAT, default 30).")
     public var heartbeat: String?
 
+    @Option(
+        name: .customLong("shutdown-grace"),
+        help: "Seconds to finish in-flight work on SIGTERM/SIGINT (env SHUTDOWN_GRACE_SECONDS, default 10).")
+    public var shutdownGrace: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env LOG_LEVEL).")
     public var logLevel: String?
 
@@ -22,13 +27,16 @@ public struct CommonOptions: ParsableArguments, Sendable {
     /// The resolved settings, or the first invalid one.
     public func resolve(
         defaultPort: Int, environment: [String: String] = ProcessInfo.processInfo.environment
-    ) throws -> (port: Int, broker: BrokerConfiguration, logLevel: Logger.Level) {
+    ) throws -> (port: Int, broker: BrokerConfiguration, logLevel: Logger.Level, gracePeriod: Duration) {
         let port = try Setting.port(
             Setting.value(port, env: "HTTP_PORT", in: environment), setting: "HTTP_PORT", default: defaultPort)
         let broker = try Setting.broker(
             Setting.value(rabbitmqURL, env: "RABBITMQ_URL", in: environment),
             heartbeat: Setting.value(heartbeat, env: "AMQP_HEARTBEAT", in: environment))
         let level = try Setting.logLevel(Setting.value(logLevel, env: "LOG_LEVEL", in: environment))
-        return (port, broker, level)
+        let grace = try Setting.positiveInteger(
+            Setting.value(shutdownGrace, env: "SHUTDOWN_GRACE_SECONDS", in: environment),
+            setting: "SHUTDOWN_GRACE_SECONDS", default: 10)
+        return (port, broker, level, .seconds(grace))
     }
 }

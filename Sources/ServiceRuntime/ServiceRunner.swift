@@ -15,17 +15,33 @@ public enum ServiceRunner {
     }
 
     /// Runs `services` until SIGTERM or SIGINT, then shuts them down gracefully in reverse order:
-    /// list them in start order (connections first, the HTTP server last).
+    /// list them in start order (connections first, the HTTP server last). Whatever has not finished after
+    /// `gracePeriod` is cancelled. A second signal exits at once (status 130), for an operator who will not wait.
     public static func run(
         _ services: [any Service], gracePeriod: Duration = .seconds(10), logger: Logger
     ) async throws {
         var configuration = ServiceGroupConfiguration(
-            services: services.map { .init(service: $0) },
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            cancellationSignals: [],
+            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [], cancellationSignals: [],
             logger: logger)
         configuration.maximumGracefulShutdownDuration = gracePeriod
-        try await ServiceGroup(configuration: configuration).run()
+        let group = ServiceGroup(configuration: configuration)
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let watcher = Task {
+            var received = 0
+            for await signal in signals {
+                received += 1
+                if received == 1 {
+                    logger.notice("\(signal) received: finishing in-flight work, then stopping (again to stop now)")
+                    await group.triggerGracefulShutdown()
+                } else {
+                    logger.warning("\(signal) received again: exiting now")
+                    Foundation.exit(130)
+                }
+            }
+        }
+        defer { watcher.cancel() }
+        try await group.run()
+        logger.info("stopped")
     }
 
     /// Prints a configuration error as one line on stderr and exits with status 78 (EX_CONFIG).

@@ -22,6 +22,7 @@ public struct UserServiceCommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let configuration: UserServiceConfiguration
         let logger: Logger
+        let gracePeriod: Duration
         do {
             let settings = try common.resolve(defaultPort: 8000, environment: environment)
             let path = try Setting.sqlitePath(
@@ -29,6 +30,7 @@ public struct UserServiceCommand: AsyncParsableCommand {
                 setting: "USER_DB_URL")
             configuration = UserServiceConfiguration(
                 http: HTTPServerConfiguration(port: settings.port), databasePath: path, broker: settings.broker)
+            gracePeriod = settings.gracePeriod
             ServiceRunner.bootstrapLogging(level: settings.logLevel)
             logger = Logger(label: "user-service")
         } catch let error as ConfigurationError {
@@ -46,6 +48,6 @@ public struct UserServiceCommand: AsyncParsableCommand {
                 "port": "\(configuration.http.port)", "database": "\(configuration.databasePath)",
                 "broker": "\(configuration.broker.redactedURL)",
             ])
-        try await ServiceRunner.run(app.services, logger: logger)
+        try await ServiceRunner.run(app.services, gracePeriod: gracePeriod, logger: logger)
     }
 }
