@@ -14,6 +14,8 @@ public struct UserServiceConfiguration: Sendable {
     public var databasePath: String
     /// The broker to publish to.
     public var broker: BrokerConfiguration
+    /// Published outbox rows kept for inspection before older ones are pruned.
+    public var outboxKeepSent = 10_000
 
     /// Creates a configuration.
     public init(http: HTTPServerConfiguration, databasePath: String, broker: BrokerConfiguration) {
@@ -36,7 +38,8 @@ public struct UserServiceApp: Sendable {
     public init(configuration: UserServiceConfiguration, logger: Logger) throws {
         var brokerConfiguration = configuration.broker
         brokerConfiguration.connectionName = "user-service publisher"
-        let store = try UserStore(path: configuration.databasePath, logger: logger)
+        let store = try UserStore(
+            path: configuration.databasePath, keptSentRows: configuration.outboxKeepSent, logger: logger)
         let publisher = Publisher(configuration: brokerConfiguration, declaring: [QueueName.dispatch], logger: logger)
         let relay = OutboxRelay(store: store, publisher: publisher, logger: logger)
         var router = Router()

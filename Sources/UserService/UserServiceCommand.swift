@@ -16,11 +16,16 @@ public struct UserServiceCommand: AsyncParsableCommand {
     @Option(name: .customLong("db-url"), help: "sqlite:///path or a file path (env USER_DB_URL, default users.sqlite).")
     public var databaseURL: String?
 
+    @Option(
+        name: .customLong("outbox-keep-sent"),
+        help: "Published outbox rows kept for inspection (env OUTBOX_KEEP_SENT, default 10000).")
+    public var outboxKeepSent: String?
+
     public init() {}
 
     public func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        let configuration: UserServiceConfiguration
+        var configuration: UserServiceConfiguration
         let logger: Logger
         let gracePeriod: Duration
         do {
@@ -30,6 +35,9 @@ public struct UserServiceCommand: AsyncParsableCommand {
                 setting: "USER_DB_URL")
             configuration = UserServiceConfiguration(
                 http: HTTPServerConfiguration(port: settings.port), databasePath: path, broker: settings.broker)
+            configuration.outboxKeepSent = try Setting.positiveInteger(
+                Setting.value(outboxKeepSent, env: "OUTBOX_KEEP_SENT", in: environment),
+                setting: "OUTBOX_KEEP_SENT", default: 10_000)
             gracePeriod = settings.gracePeriod
             ServiceRunner.bootstrapLogging(level: settings.logLevel)
             logger = Logger(label: "user-service")

@@ -104,14 +104,15 @@ final class UserStore: Sendable {
     /// How long an `Idempotency-Key` is remembered.
     static let idempotencyKeyLifetime: TimeInterval = 24 * 60 * 60
 
-    /// How many published rows the outbox keeps for inspection before pruning them.
-    static let keptSentRows: Int64 = 10_000
 
     private let database: DatabaseWriter
+    /// How many published rows the outbox keeps (for inspection and replay) before pruning older ones.
+    private let keptSentRows: Int64
     /// Reads run on their own connection so they never wait behind a group commit.
     private let reader: DatabaseReader
 
-    init(path: String, logger: Logger) throws {
+    init(path: String, keptSentRows: Int = 10_000, logger: Logger) throws {
+        self.keptSentRows = Int64(keptSentRows)
         database = try DatabaseWriter(path: path, migrations: Self.migrations, logger: logger)
         reader = try DatabaseReader(path: path)
     }
@@ -268,11 +269,12 @@ final class UserStore: Sendable {
     /// Marks outbox rows `first...last` sent (the broker confirmed them) and prunes old sent rows.
     func markSent(from first: Int64, through last: Int64) async throws {
         let now = Timestamp.format(Date())
+        let keptSentRows = self.keptSentRows
         try await database.write { db in
             try db.run(
                 "UPDATE outbox SET sent_at = ? WHERE seq BETWEEN ? AND ? AND sent_at IS NULL", now, first, last)
             try db.run(
-                "DELETE FROM outbox WHERE seq < ? AND sent_at IS NOT NULL", first - Self.keptSentRows)
+                "DELETE FROM outbox WHERE seq < ? AND sent_at IS NOT NULL", first - keptSentRows)
         }
     }
 

@@ -20,13 +20,13 @@ final class RunningSystem: Sendable {
     var usersDatabase: String { "\(directory)/users.sqlite" }
     var ordersDatabase: String { "\(directory)/orders.sqlite" }
 
-    private init(directory: String, brokerURL: String) throws {
+    private init(directory: String, brokerURL: String, environment: [String: String]) throws {
         self.directory = directory
         self.brokerURL = brokerURL
         userPort = try freePort()
         orderPort = try freePort()
         notificationPort = try freePort()
-        let common = ["RABBITMQ_URL": brokerURL, "LOG_LEVEL": "info"]
+        let common = ["RABBITMQ_URL": brokerURL, "LOG_LEVEL": "info"].merging(environment) { $1 }
         user = ServiceProcess(
             "user-service", arguments: ["--port", "\(userPort)"],
             environment: common.merging(["USER_DB_URL": "sqlite:///\(directory)/users.sqlite"]) { $1 },
@@ -41,18 +41,21 @@ final class RunningSystem: Sendable {
     }
 
     /// Starts all three and waits until each answers `/readyz` with 200.
-    static func start(_ name: String) async throws -> RunningSystem {
-        let broker = try await TestBroker.shared()
+    static func start(
+        _ name: String, broker: TestBroker? = nil, environment: [String: String] = [:]
+    ) async throws -> RunningSystem {
+        let broker = if let broker { broker } else { try await TestBroker.shared() }
         let url = try await broker.makeVirtualHost("e2e-\(name)")
-        let system = try RunningSystem(directory: try temporaryDirectory("e2e-\(name)"), brokerURL: url)
+        let system = try RunningSystem(
+            directory: try temporaryDirectory("e2e-\(name)"), brokerURL: url, environment: environment)
         for process in [system.order, system.notification, system.user] { try process.start() }
         try await system.waitUntilReady()
         return system
     }
 
-    func waitUntilReady(_ ports: [Int]? = nil) async throws {
+    func waitUntilReady(_ ports: [Int]? = nil, timeout: Duration = .seconds(30)) async throws {
         for port in ports ?? [userPort, notificationPort, orderPort] {
-            try await eventually(timeout: .seconds(30), "service on port \(port) ready\n\(logs())") {
+            try await eventually(timeout: timeout, "service on port \(port) ready\n\(logs())") {
                 (try? await self.request("GET", port: port, path: "/readyz").status) == 200
             }
         }
