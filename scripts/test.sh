@@ -5,6 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
+# The API fuzz test drives the user service from its OpenAPI document with schemathesis.
+if ! command -v schemathesis >/dev/null 2>&1; then
+    echo "installing schemathesis (PyPI)..."
+    python3 -m pip install --quiet schemathesis 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages schemathesis
+fi
 
 node_dir=$(mktemp -d "${TMPDIR:-/tmp}/swift-user-events-test-broker.XXXXXX")
 cleanup() {
