@@ -20,13 +20,13 @@ final class RunningSystem: Sendable {
     var usersDatabase: String { "\(directory)/users.sqlite" }
     var ordersDatabase: String { "\(directory)/orders.sqlite" }
 
-    private init(directory: String, brokerURL: String) throws {
+    private init(directory: String, brokerURL: String, logLevel: String) throws {
         self.directory = directory
         self.brokerURL = brokerURL
         userPort = try freePort()
         orderPort = try freePort()
         notificationPort = try freePort()
-        let common = ["RABBITMQ_URL": brokerURL, "LOG_LEVEL": "info"]
+        let common = ["RABBITMQ_URL": brokerURL, "LOG_LEVEL": logLevel]
         user = ServiceProcess(
             "user-service", arguments: ["--port", "\(userPort)"],
             environment: common.merging(["USER_DB_URL": "sqlite:///\(directory)/users.sqlite"]) { $1 },
@@ -40,11 +40,12 @@ final class RunningSystem: Sendable {
             logDirectory: directory)
     }
 
-    /// Starts all three and waits until each answers `/readyz` with 200.
-    static func start(_ name: String) async throws -> RunningSystem {
+    /// Starts all three, logging at `logLevel`, and waits until each answers `/readyz` with 200.
+    static func start(_ name: String, logLevel: String = "info") async throws -> RunningSystem {
         let broker = try await TestBroker.shared()
         let url = try await broker.makeVirtualHost("e2e-\(name)")
-        let system = try RunningSystem(directory: try temporaryDirectory("e2e-\(name)"), brokerURL: url)
+        let system = try RunningSystem(
+            directory: try temporaryDirectory("e2e-\(name)"), brokerURL: url, logLevel: logLevel)
         for process in [system.order, system.notification, system.user] { try process.start() }
         try await system.waitUntilReady()
         return system
