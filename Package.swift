@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -37,12 +39,12 @@ let package = Package(
             swiftSettings: upcoming),
         .target(
             name: "Storage",
-            dependencies: ["CSQLite", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CSQLite", .product(name: "Logging", package: "swift-log"), metrics],
             swiftSettings: upcoming),
         .target(
             name: "Messaging",
             dependencies: [
-                "CRabbitMQ",
+                "CRabbitMQ", metrics,
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -61,7 +63,8 @@ let package = Package(
         .target(
             name: "ServiceRuntime",
             dependencies: [
-                "Common", "Messaging", "HTTPServer",
+                "Common", "Messaging", "HTTPServer", metrics,
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -110,7 +113,8 @@ let package = Package(
             name: "ServiceTests",
             dependencies: [
                 "UserService", "NotificationService", "OrderService", "ServiceRuntime", "TestSupport",
-                "Messaging", "HTTPServer", argumentParser,
+                "Messaging", "HTTPServer", argumentParser, metrics,
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -124,10 +128,11 @@ let package = Package(
 )
 
 var argumentParser: Target.Dependency { .product(name: "ArgumentParser", package: "swift-argument-parser") }
+var metrics: Target.Dependency { .product(name: "Metrics", package: "swift-metrics") }
 
 var serviceDependencies: [Target.Dependency] {
     [
-        "Common", "Storage", "Messaging", "HTTPServer", "ServiceRuntime",
+        "Common", "Storage", "Messaging", "HTTPServer", "ServiceRuntime", metrics,
         .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

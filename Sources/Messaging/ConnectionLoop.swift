@@ -5,6 +5,7 @@ import Glibc
 import Darwin
 #endif
 import Logging
+import Metrics
 import ServiceLifecycle
 import Synchronization
 
@@ -98,6 +99,8 @@ final class ConnectionLoop: Sendable {
     let role: Role
     let declaredQueues: [String]
     let logger: Logger
+    /// `amqp_reconnects_total{role}`: connections made again after one was lost.
+    let reconnects: Counter
     private let shared = Mutex(Shared())
     let wakeup: Wakeup
 
@@ -113,6 +116,7 @@ final class ConnectionLoop: Sendable {
             logger[metadataKey: "amqp.connection"] = "\(configuration.connectionName)"
         }
         self.logger = logger
+        reconnects = Counter(label: "amqp_reconnects_total", dimensions: [("role", role.name)])
         wakeup = Wakeup()
     }
 

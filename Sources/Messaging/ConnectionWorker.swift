@@ -5,6 +5,7 @@ import Glibc
 import Darwin
 #endif
 import Logging
+import Metrics
 
 /// The body of a ``ConnectionLoop``'s thread: created on that thread, used only there, and gone when it ends.
 /// Owns the ``AMQPConnection`` and everything tied to it (confirm numbers, delivery tags).
@@ -49,6 +50,7 @@ final class ConnectionWorker {
                 continue
             }
             loop.transition(to: .connected)
+            if reconnecting { loop.reconnects.increment() }
             logger.info(
                 "AMQP \(reconnecting ? "reconnected" : "connected") to \(loop.configuration.redactedURL)",
                 metadata: ["amqp.heartbeat": "\(connection.heartbeatSeconds)s", "amqp.generation": "\(generation)"])

@@ -56,7 +56,8 @@ public struct NotificationServiceApp: Sendable {
         admin.addHealthRoutes {
             Readiness(checks: ["broker": publisher.isConnected && consumer.isConnected])
         }
-        server = HTTPServer(configuration: configuration.http, router: admin, logger: logger)
+        admin.addMetricsRoute()
+        server = HTTPServer(configuration: configuration.http.recordingMetrics(), router: admin, logger: logger)
         var services: [any Service] = [publisher, consumer, loop, server]
         if let path = configuration.routingTablePath {
             services.append(RoutingTableReloader(path: path, current: table, publisher: publisher, logger: logger))

@@ -54,6 +54,7 @@ public struct NotificationServiceCommand: AsyncParsableCommand {
                 "admin_port": "\(configuration.http.port)", "broker": "\(configuration.broker.redactedURL)",
                 "routes": "\(configuration.routingTable.summary)",
             ])
+        ServiceMetrics.bootstrap()
         let app = NotificationServiceApp(configuration: configuration, logger: logger)
         try await ServiceRunner.run(app.services, gracePeriod: gracePeriod, logger: logger)
     }

@@ -1,8 +1,10 @@
 import Common
+import Foundation
 public import HTTPServer
 public import Logging
 public import Messaging
 public import ServiceLifecycle
+import Metrics
 import ServiceRuntime
 
 /// Everything the order service needs to start.
@@ -44,19 +46,31 @@ public struct OrderServiceApp: Sendable {
             configuration: publishing, declaring: [QueueName.deadLetter(for: source)], logger: logger)
         let consumer = Consumer(
             configuration: consuming, queue: source, prefetch: configuration.prefetch, logger: logger)
+        let applied = Counter(label: "snapshots_applied_total", dimensions: [("result", "applied")])
+        let ignored = Counter(label: "snapshots_applied_total", dimensions: [("result", "ignored")])
+        let lag = Metrics.Timer(label: MetricName.eventLag)
         let loop = DeliveryLoop(
             queue: source, consumer: consumer, publisher: publisher, concurrency: Int(configuration.prefetch), maxAttempts: configuration.maxAttempts,
             logger: logger
         ) { delivery in
             let event: UserEvent
-            do {
+            do throws(EventDecodingError) {
                 event = try UserEvent.decode(body: delivery.body, messageID: delivery.properties.messageID)
             } catch {
-                throw InvalidMessage("\(error)")
+                throw InvalidMessage(error)
             }
-            let applied = try await store.apply(event)
+            let isApplied = try await store.apply(event)
+            if isApplied {
+                applied.increment()
+                if let occurredAt = event.occurredAt {
+                    // Clocks of different hosts may disagree a little: a commit never happens before its event.
+                    lag.record(duration: .seconds(max(0, Date().timeIntervalSince(occurredAt))))
+                }
+            } else {
+                ignored.increment()
+            }
             logger.debug(
-                applied ? "snapshot applied" : "event already applied or older, ignored",
+                isApplied ? "snapshot applied" : "event already applied or older, ignored",
                 metadata: [
                     "event_id": "\(event.eventID)", "user_id": "\(event.userID)", "version": "\(event.version)",
                     "traceparent": "\(delivery.properties.headers[HeaderName.traceparent] ?? "")",
@@ -64,11 +78,12 @@ public struct OrderServiceApp: Sendable {
         }
         var admin = Router()
         SnapshotAPI(store: store).register(in: &admin)
+        admin.addMetricsRoute()
         admin.addHealthRoutes {
             let database = await store.isHealthy()
             return Readiness(checks: ["broker": publisher.isConnected && consumer.isConnected, "database": database])
         }
-        server = HTTPServer(configuration: configuration.http, router: admin, logger: logger)
+        server = HTTPServer(configuration: configuration.http.recordingMetrics(), router: admin, logger: logger)
         services = [publisher, consumer, loop, server]
     }
 

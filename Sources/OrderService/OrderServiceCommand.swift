@@ -41,6 +41,7 @@ public struct OrderServiceCommand: AsyncParsableCommand {
         } catch let error as ConfigurationError {
             ServiceRunner.exit(configurationError: error)
         }
+        ServiceMetrics.bootstrap()
         let app: OrderServiceApp
         do {
             app = try OrderServiceApp(configuration: configuration, logger: logger)

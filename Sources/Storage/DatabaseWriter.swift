@@ -1,10 +1,14 @@
 public import Logging
+import Metrics
 import Synchronization
 
 /// The one writer connection of a service, owned by a dedicated thread, with group commit.
 ///
 /// Writes queued at the same moment (up to 256) share one transaction: each job runs in its own savepoint, then one
 /// `COMMIT` (one fsync with `synchronous=FULL`) makes them all durable before any caller is resumed.
+///
+/// Each group transaction's time from `BEGIN` to its `COMMIT` (or rollback) is recorded in the swift-metrics timer
+/// `sqlite_transaction_duration_seconds`, made with the metrics factory current when the writer is created.
 public final class DatabaseWriter: Sendable {
     /// Most jobs one group transaction takes.
     static let maxBatch = 256
@@ -81,6 +85,7 @@ public final class DatabaseWriter: Sendable {
 private final class GroupCommitter: Sendable {
     let commits = Atomic<Int>(0)
     private let logger: Logger
+    private let transactionDuration = Metrics.Timer(label: "sqlite_transaction_duration_seconds")
 
     init(logger: Logger) {
         self.logger = logger
@@ -115,6 +120,8 @@ private final class GroupCommitter: Sendable {
                 for job in remaining { job.fail(error) }
                 return
             }
+            let start = ContinuousClock.now
+            defer { transactionDuration.record(duration: start.duration(to: .now)) }
             var done: [DatabaseJob.Outcome] = []
             var abortError: (any Error)?
             while let job = remaining.popFirst() {

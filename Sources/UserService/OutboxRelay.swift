@@ -2,21 +2,30 @@ import Common
 import Foundation
 import Logging
 import Messaging
+import Metrics
 import ServiceLifecycle
 import ServiceRuntime
 
 /// Publishes committed outbox rows to `queue_dispatch`, in commit order, and marks them sent only after the
 /// broker confirmed them. A row whose publish fails stays pending and is published again (consumers absorb
 /// the duplicate by its event id and version).
+///
+/// Metrics: `outbox_backlog` (rows waiting; set whenever the relay looks at the outbox, and sampled every
+/// `backlogSampleInterval` so it also moves while the broker is away) and `outbox_publish_duration_seconds` (from
+/// handing a batch to the publisher to the broker's confirm of all of it).
 final class OutboxRelay: Service, Sendable {
     /// Rows published per batch: one `publish` call, pipelined inside the publisher's confirm window.
     static let batchSize = 1_000
+    /// How often `outbox_backlog` is refreshed from the database when nothing else refreshed it.
+    static let backlogSampleInterval = Duration.seconds(5)
 
     private let store: UserStore
     private let publisher: Publisher
     private let logger: Logger
     private let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
+    private let backlog = Gauge(label: "outbox_backlog")
+    private let publishDuration = Metrics.Timer(label: "outbox_publish_duration_seconds")
 
     init(store: UserStore, publisher: Publisher, logger: Logger) {
         self.store = store
@@ -33,8 +42,12 @@ final class OutboxRelay: Service, Sendable {
     func run() async throws {
         // Rows left by an earlier process are published first.
         wake.yield()
-        for await _ in wakeups.cancelOnGracefulShutdown() {
-            await drain()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.sampleBacklog() }
+            for await _ in wakeups.cancelOnGracefulShutdown() {
+                await drain()
+            }
+            group.cancelAll()
         }
         // Shutting down: publish what the last requests committed, if the broker is there to take it.
         if publisher.isConnected {
@@ -48,8 +61,11 @@ final class OutboxRelay: Service, Sendable {
         while !Task.isCancelled {
             do {
                 let batch = try await store.pendingOutbox(limit: Self.batchSize)
+                if batch.count < Self.batchSize { backlog.record(batch.count) }
                 guard let first = batch.first, let last = batch.last else { return }
+                let start = ContinuousClock.now
                 try await publisher.publish(batch.map(Self.message(for:)))
+                publishDuration.record(duration: start.duration(to: .now))
                 try await store.markSent(from: first.seq, through: last.seq)
                 failures = 0
                 for entry in batch {
@@ -67,6 +83,13 @@ final class OutboxRelay: Service, Sendable {
                 logger.warning("outbox publish failed, will retry", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
                 guard (try? await Task.sleep(for: delay)) != nil else { return }
             }
+        }
+    }
+
+    /// Refreshes `outbox_backlog` from the database every `backlogSampleInterval` until cancelled.
+    private func sampleBacklog() async {
+        while (try? await Task.sleep(for: Self.backlogSampleInterval)) != nil {
+            if let count = try? await store.outboxBacklog() { backlog.record(count) }
         }
     }
 

@@ -17,11 +17,11 @@ struct UserAPI: Sendable {
     static let defaultPageSize = 50
 
     func register(in router: inout Router) {
-        router.add(.POST, "/users", acceptsJSON: true) { request in try await create(request) }
+        router.add(.POST, "/users", acceptsJSON: true) { request in try await traced(request, create) }
         router.add(.GET, "/users") { request in try await list(request) }
         router.add(.GET, "/users/{id}") { request in try await show(request) }
-        router.add(.PATCH, "/users/{id}", acceptsJSON: true) { request in try await update(request) }
-        router.add(.DELETE, "/users/{id}") { request in try await delete(request) }
+        router.add(.PATCH, "/users/{id}", acceptsJSON: true) { request in try await traced(request, update) }
+        router.add(.DELETE, "/users/{id}") { request in try await traced(request, delete) }
         let document = Self.openAPIDocument
         router.add(.GET, "/openapi.json") { _ in
             HTTPResponse(status: .ok, headers: ["Content-Type": "application/json"], body: document)
@@ -45,11 +45,10 @@ struct UserAPI: Sendable {
         var email: String
     }
 
-    private func create(_ request: HTTPRequest) async throws -> HTTPResponse {
+    private func create(_ request: HTTPRequest, traceparent: String) async throws -> HTTPResponse {
         let input = try request.decodeJSON(CreateUser.self)
         let name = try UserValidation.name(input.name)
         let email = try UserValidation.email(input.email)
-        let traceparent = TraceContext.continuing(request.headers.first(name: "traceparent"))
         var idempotency: (key: String, fingerprint: String, render: @Sendable (User) -> [UInt8])?
         if let key = request.headers.first(name: "Idempotency-Key") {
             guard !key.isEmpty, key.utf8.count <= 255 else {
@@ -97,7 +96,7 @@ struct UserAPI: Sendable {
         var email: String?
     }
 
-    private func update(_ request: HTTPRequest) async throws -> HTTPResponse {
+    private func update(_ request: HTTPRequest, traceparent: String) async throws -> HTTPResponse {
         let id = request.pathParameters["id"] ?? ""
         let input = try request.decodeJSON(PatchUser.self)
         guard input.name != nil || input.email != nil else {
@@ -108,7 +107,6 @@ struct UserAPI: Sendable {
             name: try input.name.map { try UserValidation.name($0) },
             email: try input.email.map { try UserValidation.email($0) })
         let condition = try Self.versionCondition(request)
-        let traceparent = TraceContext.continuing(request.headers.first(name: "traceparent"))
         let user = try await storeCall {
             try await store.updateUser(id: id, patch: patch, condition: condition, traceparent: traceparent)
         }
@@ -119,10 +117,9 @@ struct UserAPI: Sendable {
         return userResponse(user)
     }
 
-    private func delete(_ request: HTTPRequest) async throws -> HTTPResponse {
+    private func delete(_ request: HTTPRequest, traceparent: String) async throws -> HTTPResponse {
         let id = request.pathParameters["id"] ?? ""
         let condition = try Self.versionCondition(request)
-        let traceparent = TraceContext.continuing(request.headers.first(name: "traceparent"))
         try await storeCall { try await store.deleteUser(id: id, condition: condition, traceparent: traceparent) }
         relay.notify()
         logger.info("user deleted", metadata: ["user_id": "\(id)", "traceparent": "\(traceparent)"])
@@ -130,6 +127,22 @@ struct UserAPI: Sendable {
     }
 
     // MARK: Helpers
+
+    /// Runs a route whose change starts or continues a trace: the request's `traceparent` when it is valid, else a
+    /// new one. The event carries it to the other services, and the response (errors too) names it.
+    private func traced(
+        _ request: HTTPRequest, _ route: (HTTPRequest, _ traceparent: String) async throws -> HTTPResponse
+    ) async throws -> HTTPResponse {
+        let traceparent = TraceContext.continuing(request.headers.first(name: "traceparent"))
+        do {
+            var response = try await route(request, traceparent)
+            response.headers.replaceOrAdd(name: "traceparent", value: traceparent)
+            return response
+        } catch var error as HTTPError {
+            error.headers.replaceOrAdd(name: "traceparent", value: traceparent)
+            throw error
+        }
+    }
 
     private func userResponse(_ user: User, status: HTTPResponseStatus = .ok, headers: HTTPHeaders = [:]) -> HTTPResponse {
         var headers = headers

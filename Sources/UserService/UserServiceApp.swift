@@ -50,7 +50,8 @@ public struct UserServiceApp: Sendable {
                 checks: ["broker": publisher.isConnected, "database": backlog != nil],
                 gauges: ["outbox_backlog": backlog ?? -1])
         }
-        server = HTTPServer(configuration: configuration.http, router: router, logger: logger)
+        router.addMetricsRoute()
+        server = HTTPServer(configuration: configuration.http.recordingMetrics(), router: router, logger: logger)
         routes = router.routes
         self.store = store
         services = [publisher, relay, server]

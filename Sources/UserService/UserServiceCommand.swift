@@ -44,6 +44,7 @@ public struct UserServiceCommand: AsyncParsableCommand {
         } catch let error as ConfigurationError {
             ServiceRunner.exit(configurationError: error)
         }
+        ServiceMetrics.bootstrap()
         let app: UserServiceApp
         do {
             app = try UserServiceApp(configuration: configuration, logger: logger)

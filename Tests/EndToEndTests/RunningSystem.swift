@@ -40,10 +40,11 @@ final class RunningSystem: Sendable {
             logDirectory: directory)
     }
 
-    /// Starts all three and waits until each answers `/readyz` with 200.
+    /// Starts all three, logging at `logLevel`, and waits until each answers `/readyz` with 200.
     static func start(
-        _ name: String, broker: TestBroker? = nil, environment: [String: String] = [:]
+        _ name: String, broker: TestBroker? = nil, logLevel: String = "info", environment: [String: String] = [:]
     ) async throws -> RunningSystem {
+        let environment = environment.merging(["LOG_LEVEL": logLevel]) { current, _ in current }
         let broker = if let broker { broker } else { try await TestBroker.shared() }
         let url = try await broker.makeVirtualHost("e2e-\(name)")
         let system = try RunningSystem(

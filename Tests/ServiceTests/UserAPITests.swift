@@ -231,7 +231,9 @@ struct UserAPITests {
 
         // Exercise every route, then compare what the server answered with what the document promises.
         _ = try await service.call("GET", "/healthz")
+        // Under load the publisher may still be connecting: wait for the documented 200 (a 503 before it is fine).
         try await eventually("ready") { try await service.call("GET", "/readyz").status == 200 }
+        _ = try await service.call("GET", "/metrics")
         let created = try await service.create("Frank", "frank@example.com")
         let id = created.json["id"] as? String ?? ""
         _ = try await service.create("Frank", "frank@example.com")
