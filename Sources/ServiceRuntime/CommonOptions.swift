@@ -14,6 +14,22 @@ public struct CommonOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("heartbeat"), help: "AMQP heartbeat in seconds (env AMQP_HEARTBEAT, default 30).")
     public var heartbeat: String?
 
+    /// PEM file of CA certificates trusted for `amqps://` instead of the system's.
+    @Option(name: .customLong("amqp-ca-file"), help: "PEM CA file trusted for amqps:// (env AMQP_CA_FILE).")
+    public var amqpCAFile: String?
+
+    /// PEM client certificate presented over `amqps://`.
+    @Option(
+        name: .customLong("amqp-client-cert"),
+        help: "PEM client certificate for amqps://, with --amqp-client-key (env AMQP_CLIENT_CERT).")
+    public var amqpClientCertificate: String?
+
+    /// PEM private key (unencrypted) of the client certificate.
+    @Option(
+        name: .customLong("amqp-client-key"),
+        help: "PEM unencrypted key of the client certificate (env AMQP_CLIENT_KEY).")
+    public var amqpClientKey: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env LOG_LEVEL).")
     public var logLevel: String?
 
@@ -27,7 +43,10 @@ public struct CommonOptions: ParsableArguments, Sendable {
             Setting.value(port, env: "HTTP_PORT", in: environment), setting: "HTTP_PORT", default: defaultPort)
         let broker = try Setting.broker(
             Setting.value(rabbitmqURL, env: "RABBITMQ_URL", in: environment),
-            heartbeat: Setting.value(heartbeat, env: "AMQP_HEARTBEAT", in: environment))
+            heartbeat: Setting.value(heartbeat, env: "AMQP_HEARTBEAT", in: environment),
+            caFile: Setting.value(amqpCAFile, env: "AMQP_CA_FILE", in: environment),
+            clientCertificate: Setting.value(amqpClientCertificate, env: "AMQP_CLIENT_CERT", in: environment),
+            clientKey: Setting.value(amqpClientKey, env: "AMQP_CLIENT_KEY", in: environment))
         let level = try Setting.logLevel(Setting.value(logLevel, env: "LOG_LEVEL", in: environment))
         return (port, broker, level)
     }
