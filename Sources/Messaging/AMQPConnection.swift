@@ -41,28 +41,22 @@ final class AMQPConnection {
     }
 
     private func connect(_ configuration: BrokerConfiguration) throws(MessagingError) {
-        let socket: OpaquePointer?
+        let socket: OpaquePointer
         if configuration.useTLS {
-            socket = amqp_ssl_socket_new(state)
-            guard let socket else { throw MessagingError(.tlsError, "could not create a TLS socket") }
-            amqp_ssl_socket_set_verify_peer(socket, 1)
-            amqp_ssl_socket_set_verify_hostname(socket, 1)
-            if let path = configuration.caCertificatePath {
-                let status = amqp_ssl_socket_set_cacert(socket, path)
-                if status != AMQP_STATUS_OK.rawValue {
-                    throw MessagingError(status: status, while: "loading CA certificates from \(path)")
-                }
-            }
+            socket = try makeTLSSocket(configuration)
         } else {
-            socket = amqp_tcp_socket_new(state)
+            guard let tcp = amqp_tcp_socket_new(state) else {
+                throw MessagingError(.notConnected, "could not create a socket")
+            }
+            socket = tcp
         }
-        guard let socket else { throw MessagingError(.notConnected, "could not create a socket") }
 
         var timeout = Self.socketTimeout
         let openStatus = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &timeout)
         if openStatus != AMQP_STATUS_OK.rawValue {
             var error = MessagingError(status: openStatus, while: "connecting")
             if error.code == .connectionLost || error.code == .protocolError { error.code = .notConnected }
+            if error.code == .tlsError { error = Self.explainTLSFailure(openStatus, configuration) }
             throw error
         }
         var rpcTimeout = Self.rpcTimeout
@@ -78,7 +72,13 @@ final class AMQPConnection {
         }
         guard reply.reply_type == AMQP_RESPONSE_NORMAL else {
             var error = MessagingError(reply: reply, while: "logging in as \(configuration.user)")
-            if error.code == .connectionLost {
+            if error.code == .tlsError {
+                // TLS 1.3 finishes the client's side of the handshake before the broker checks the client
+                // certificate, so the broker's refusal (a TLS alert) only shows on the first read, here.
+                error.detail +=
+                    " (the broker ended TLS during login: did it require a client certificate"
+                    + " (AMQP_CLIENT_CERT, AMQP_CLIENT_KEY) or refuse the one sent?)"
+            } else if error.code == .connectionLost {
                 // RabbitMQ closes the socket on a bad vhost or credentials before any close method.
                 error = MessagingError(.notConnected, error.detail + " (wrong credentials or vhost?)")
             }
@@ -88,6 +88,59 @@ final class AMQPConnection {
 
         amqp_channel_open(state, Self.channel)
         try checkReply("opening channel")
+    }
+
+    /// An `amqps` socket that verifies the broker's certificate chain and host name (never turned off), trusting
+    /// the configured CA file or else OpenSSL's default store, and presenting the client certificate if configured.
+    private func makeTLSSocket(_ configuration: BrokerConfiguration) throws(MessagingError) -> OpaquePointer {
+        guard let socket = amqp_ssl_socket_new(state) else {
+            throw MessagingError(.tlsError, "could not create a TLS socket (OpenSSL failed to initialise)")
+        }
+        amqp_ssl_socket_set_verify_peer(socket, 1)
+        amqp_ssl_socket_set_verify_hostname(socket, 1)
+        if let path = configuration.caCertificatePath {
+            guard amqp_ssl_socket_set_cacert(socket, path) == AMQP_STATUS_OK.rawValue else {
+                throw MessagingError(.tlsError, "could not load CA certificates from '\(path)' (not a PEM file?)")
+            }
+        } else if swift_amqp_ssl_socket_use_default_ca(socket) != 1 {
+            throw MessagingError(.tlsError, "could not load OpenSSL's default CA certificates")
+        }
+        switch (configuration.clientCertificatePath, configuration.clientKeyPath) {
+        case (let certificate?, let key?):
+            guard amqp_ssl_socket_set_key(socket, certificate, key) == AMQP_STATUS_OK.rawValue else {
+                throw MessagingError(
+                    .tlsError,
+                    "could not load the client certificate '\(certificate)' with key '\(key)'"
+                        + " (not PEM, an encrypted key, or a key that does not match the certificate?)")
+            }
+        case (nil, nil):
+            break
+        default:
+            throw MessagingError(
+                .invalidConfiguration, "a client certificate and its key must be configured together")
+        }
+        return socket
+    }
+
+    /// A failed TLS handshake as a sentence that says what to check.
+    private static func explainTLSFailure(_ status: Int32, _ configuration: BrokerConfiguration) -> MessagingError {
+        let peer = "\(configuration.host):\(configuration.port)"
+        let trusted = configuration.caCertificatePath.map { "the CA file '\($0)'" } ?? "the default trust store"
+        let explanation: String
+        switch amqp_status_enum(rawValue: status) {
+        case AMQP_STATUS_SSL_PEER_VERIFY_FAILED:
+            explanation = "the broker's certificate is not signed by a CA in \(trusted) (or has expired)"
+        case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED:
+            explanation = "the broker's certificate is not valid for the host name '\(configuration.host)'"
+        case AMQP_STATUS_SSL_CONNECTION_FAILED:
+            explanation =
+                "the handshake failed: is \(peer) a TLS port, and does the broker accept our client certificate?"
+                + " Or its certificate is not signed by a CA in \(trusted)"
+        default:
+            explanation = "TLS failed"
+        }
+        let library = String(cString: amqp_error_string2(status))
+        return MessagingError(.tlsError, "TLS connection to \(peer): \(explanation) (\(library), status \(status))")
     }
 
     /// The socket to `poll()`.

@@ -14,8 +14,13 @@ public struct BrokerConfiguration: Sendable {
     public var virtualHost: String
     /// Whether to connect with TLS (`amqps`), verifying the peer certificate and host name.
     public var useTLS: Bool
-    /// PEM file with the CA certificates that TLS trusts; `nil` keeps OpenSSL's default trust store.
+    /// PEM file with the CA certificates that TLS trusts instead of the system's; `nil` uses OpenSSL's default
+    /// trust store (the system CAs, or `SSL_CERT_FILE` / `SSL_CERT_DIR`).
     public var caCertificatePath: String?
+    /// PEM file with the client certificate (chain) presented to a broker that asks for one; needs ``clientKeyPath``.
+    public var clientCertificatePath: String?
+    /// PEM file with the unencrypted private key of ``clientCertificatePath``.
+    public var clientKeyPath: String?
     /// Heartbeat interval proposed at login; the broker may lower it. `.zero` disables heartbeats.
     public var heartbeat: Duration = .seconds(30)
     /// Sent as the client property `connection_name`, shown in the management UI and `rabbitmqctl`.
@@ -94,5 +99,29 @@ public struct BrokerConfiguration: Sendable {
 
     private static func encode(_ string: String, allowed: CharacterSet) -> String {
         string.addingPercentEncoding(withAllowedCharacters: allowed) ?? string
+    }
+}
+
+extension BrokerConfiguration: CustomStringConvertible, CustomReflectable {
+    /// The ``redactedURL`` and the TLS files: safe to log, so interpolating a configuration never shows the password.
+    public var description: String {
+        var text = redactedURL
+        if let path = caCertificatePath { text += " ca=\(path)" }
+        if let path = clientCertificatePath { text += " cert=\(path)" }
+        if let path = clientKeyPath { text += " key=\(path)" }
+        return text
+    }
+
+    /// Fields for `dump()` and debuggers, with the password masked.
+    public var customMirror: Mirror {
+        Mirror(
+            self,
+            children: [
+                "host": host, "port": port, "user": user, "password": "***", "virtualHost": virtualHost,
+                "useTLS": useTLS, "caCertificatePath": caCertificatePath as Any,
+                "clientCertificatePath": clientCertificatePath as Any, "clientKeyPath": clientKeyPath as Any,
+                "heartbeat": heartbeat, "connectionName": connectionName, "reconnectDelay": reconnectDelay,
+            ],
+            displayStyle: .struct)
     }
 }

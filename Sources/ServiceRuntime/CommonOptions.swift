@@ -19,6 +19,22 @@ public struct CommonOptions: ParsableArguments, Sendable {
         help: "Seconds to finish in-flight work on SIGTERM/SIGINT (env SHUTDOWN_GRACE_SECONDS, default 10).")
     public var shutdownGrace: String?
 
+    /// PEM file of CA certificates trusted for `amqps://` instead of the system's.
+    @Option(name: .customLong("amqp-ca-file"), help: "PEM CA file trusted for amqps:// (env AMQP_CA_FILE).")
+    public var amqpCAFile: String?
+
+    /// PEM client certificate presented over `amqps://`.
+    @Option(
+        name: .customLong("amqp-client-cert"),
+        help: "PEM client certificate for amqps://, with --amqp-client-key (env AMQP_CLIENT_CERT).")
+    public var amqpClientCertificate: String?
+
+    /// PEM private key (unencrypted) of the client certificate.
+    @Option(
+        name: .customLong("amqp-client-key"),
+        help: "PEM unencrypted key of the client certificate (env AMQP_CLIENT_KEY).")
+    public var amqpClientKey: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env LOG_LEVEL).")
     public var logLevel: String?
 
@@ -32,7 +48,10 @@ public struct CommonOptions: ParsableArguments, Sendable {
             Setting.value(port, env: "HTTP_PORT", in: environment), setting: "HTTP_PORT", default: defaultPort)
         let broker = try Setting.broker(
             Setting.value(rabbitmqURL, env: "RABBITMQ_URL", in: environment),
-            heartbeat: Setting.value(heartbeat, env: "AMQP_HEARTBEAT", in: environment))
+            heartbeat: Setting.value(heartbeat, env: "AMQP_HEARTBEAT", in: environment),
+            caFile: Setting.value(amqpCAFile, env: "AMQP_CA_FILE", in: environment),
+            clientCertificate: Setting.value(amqpClientCertificate, env: "AMQP_CLIENT_CERT", in: environment),
+            clientKey: Setting.value(amqpClientKey, env: "AMQP_CLIENT_KEY", in: environment))
         let level = try Setting.logLevel(Setting.value(logLevel, env: "LOG_LEVEL", in: environment))
         let grace = try Setting.positiveInteger(
             Setting.value(shutdownGrace, env: "SHUTDOWN_GRACE_SECONDS", in: environment),

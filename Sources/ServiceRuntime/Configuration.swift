@@ -58,8 +58,15 @@ public enum Setting {
         return level
     }
 
-    /// The broker from an `amqp://user:pass@host:port/vhost` URL.
-    public static func broker(_ text: String?, heartbeat: String?) throws -> BrokerConfiguration {
+    /// The broker from an `amqp://user:pass@host:port/vhost` URL, with the TLS files for `amqps://`.
+    ///
+    /// `caFile` (`AMQP_CA_FILE`) replaces the default trust store; `clientCertificate` (`AMQP_CLIENT_CERT`) and
+    /// `clientKey` (`AMQP_CLIENT_KEY`) go together. Each file must exist and be readable, and TLS files are refused
+    /// with a plain `amqp://` URL (they would be ignored and the password sent in clear).
+    public static func broker(
+        _ text: String?, heartbeat: String?, caFile: String? = nil, clientCertificate: String? = nil,
+        clientKey: String? = nil
+    ) throws -> BrokerConfiguration {
         var configuration: BrokerConfiguration
         do {
             configuration = try BrokerConfiguration(url: text ?? defaultBrokerURL)
@@ -68,7 +75,41 @@ public enum Setting {
         }
         let seconds = try positiveInteger(heartbeat, setting: "AMQP_HEARTBEAT", default: 30)
         configuration.heartbeat = .seconds(seconds)
+
+        let files = [("AMQP_CA_FILE", caFile), ("AMQP_CLIENT_CERT", clientCertificate), ("AMQP_CLIENT_KEY", clientKey)]
+        for case let (setting, path?) in files {
+            if !configuration.useTLS {
+                throw ConfigurationError(
+                    setting: setting, problem: "is set but RABBITMQ_URL is amqp://; use amqps:// for TLS")
+            }
+            try readableFile(path, setting: setting)
+        }
+        switch (clientCertificate, clientKey) {
+        case (.some, nil):
+            throw ConfigurationError(setting: "AMQP_CLIENT_KEY", problem: "is required with AMQP_CLIENT_CERT")
+        case (nil, .some):
+            throw ConfigurationError(setting: "AMQP_CLIENT_CERT", problem: "is required with AMQP_CLIENT_KEY")
+        default:
+            break
+        }
+        configuration.caCertificatePath = caFile
+        configuration.clientCertificatePath = clientCertificate
+        configuration.clientKeyPath = clientKey
         return configuration
+    }
+
+    /// Checks that `path` names a readable regular file (or a link to one).
+    static func readableFile(_ path: String, setting: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ConfigurationError(setting: setting, problem: "'\(path)' does not exist")
+        }
+        guard !isDirectory.boolValue else {
+            throw ConfigurationError(setting: setting, problem: "'\(path)' is a directory, not a file")
+        }
+        guard FileManager.default.isReadableFile(atPath: path) else {
+            throw ConfigurationError(setting: setting, problem: "'\(path)' is not readable")
+        }
     }
 
     /// The file path of an SQLite database named as the original system did (SQLAlchemy's URL form):

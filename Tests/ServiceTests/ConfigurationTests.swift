@@ -1,6 +1,8 @@
 import ArgumentParser
+import Foundation
 import Logging
 import Messaging
+import TestSupport
 import Testing
 
 @testable import ServiceRuntime
@@ -60,5 +62,153 @@ struct ConfigurationTests {
         } catch {
             Issue.record("unexpected \(error)")
         }
+    }
+}
+
+/// The TLS settings for the broker (`AMQP_CA_FILE`, `AMQP_CLIENT_CERT`, `AMQP_CLIENT_KEY`) and keeping the broker
+/// password out of logs.
+struct TLSConfigurationTests {
+    /// Three empty files standing in for PEM files: validation at start only checks that they can be read.
+    private static func files() throws -> (ca: String, cert: String, key: String) {
+        let directory = try temporaryDirectory("tls-config")
+        let names = ["ca.pem", "client.pem", "client.key"].map { "\(directory)/\($0)" }
+        for name in names { _ = FileManager.default.createFile(atPath: name, contents: Data()) }
+        return (names[0], names[1], names[2])
+    }
+
+    @Test func tlsFilesComeFromTheEnvironmentAndFlagsWin() throws {
+        let (ca, cert, key) = try Self.files()
+        let environment = [
+            "RABBITMQ_URL": "amqps://u:p@broker.example/v", "AMQP_CA_FILE": ca, "AMQP_CLIENT_CERT": cert,
+            "AMQP_CLIENT_KEY": key,
+        ]
+        var broker = try CommonOptions.parse([]).resolve(defaultPort: 8000, environment: environment).broker
+        #expect(broker.useTLS && broker.port == 5671)
+        #expect(broker.caCertificatePath == ca && broker.clientCertificatePath == cert && broker.clientKeyPath == key)
+
+        let (otherCA, otherCert, otherKey) = try Self.files()
+        let flags = ["--amqp-ca-file", otherCA, "--amqp-client-cert", otherCert, "--amqp-client-key", otherKey]
+        broker = try CommonOptions.parse(flags).resolve(defaultPort: 8000, environment: environment).broker
+        #expect(broker.caCertificatePath == otherCA)
+        #expect(broker.clientCertificatePath == otherCert && broker.clientKeyPath == otherKey)
+
+        // Without any TLS file: the default trust store and no client certificate.
+        broker = try CommonOptions.parse([]).resolve(
+            defaultPort: 8000, environment: ["RABBITMQ_URL": "amqps://u:p@broker.example/v"]
+        ).broker
+        #expect(broker.caCertificatePath == nil && broker.clientCertificatePath == nil && broker.clientKeyPath == nil)
+    }
+
+    @Test func unusableTLSSettingsAreNamed() throws {
+        let (ca, cert, key) = try Self.files()
+        let directory = (ca as NSString).deletingLastPathComponent
+        let tls = "amqps://u:p@broker.example/v"
+        let cases: [([String: String], String, String)] = [
+            (["AMQP_CA_FILE": directory + "/missing.pem"], "AMQP_CA_FILE", "does not exist"),
+            (["AMQP_CA_FILE": directory], "AMQP_CA_FILE", "is a directory"),
+            (
+                ["AMQP_CLIENT_CERT": directory + "/missing.pem", "AMQP_CLIENT_KEY": key], "AMQP_CLIENT_CERT",
+                "does not exist"
+            ),
+            (
+                ["AMQP_CLIENT_CERT": cert, "AMQP_CLIENT_KEY": directory + "/missing.key"], "AMQP_CLIENT_KEY",
+                "does not exist"
+            ),
+            (["AMQP_CLIENT_CERT": cert], "AMQP_CLIENT_KEY", "is required with AMQP_CLIENT_CERT"),
+            (["AMQP_CLIENT_KEY": key], "AMQP_CLIENT_CERT", "is required with AMQP_CLIENT_KEY"),
+        ]
+        for (settings, setting, problem) in cases {
+            expectRefused(settings.merging(["RABBITMQ_URL": tls]) { $1 }, setting: setting, problem: problem)
+        }
+        // TLS files with a plain amqp:// URL would be ignored and the password sent in clear.
+        expectRefused(
+            ["RABBITMQ_URL": "amqp://u:p@broker.example/v", "AMQP_CA_FILE": ca], setting: "AMQP_CA_FILE",
+            problem: "use amqps://")
+        // The flag is named by its variable too.
+        do {
+            _ = try CommonOptions.parse(["--amqp-client-cert", cert]).resolve(
+                defaultPort: 8000, environment: ["RABBITMQ_URL": tls])
+            Issue.record("accepted a client certificate without a key")
+        } catch let error as ConfigurationError {
+            #expect(error.setting == "AMQP_CLIENT_KEY")
+        }
+    }
+
+    private func expectRefused(
+        _ environment: [String: String], setting: String, problem: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        do {
+            _ = try CommonOptions.parse([]).resolve(defaultPort: 8000, environment: environment)
+            Issue.record("accepted \(environment)", sourceLocation: sourceLocation)
+        } catch let error as ConfigurationError {
+            #expect(error.setting == setting, "\(error)", sourceLocation: sourceLocation)
+            #expect(error.problem.contains(problem), "\(error)", sourceLocation: sourceLocation)
+        } catch {
+            Issue.record("unexpected \(error)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func thePasswordIsMaskedWhereverAConfigurationIsPrinted() throws {
+        let secret = "s3cret-\(UUID().uuidString.prefix(8))"
+        var broker = try BrokerConfiguration(url: "amqps://alice:\(secret)@rabbit.example:5671/prod")
+        broker.caCertificatePath = "/etc/ssl/ca.pem"
+        #expect(broker.redactedURL == "amqps://alice:***@rabbit.example:5671/prod")
+        var dumped = ""
+        dump(broker, to: &dumped)
+        for printed in ["\(broker)", String(reflecting: broker), dumped] {
+            #expect(!printed.contains(secret), "\(printed)")
+            #expect(printed.contains("***"), "\(printed)")
+        }
+        // A URL that does not parse must not echo its password in the error either.
+        do {
+            _ = try Setting.broker("amqps://alice:\(secret)@rabbit.example:99999/prod", heartbeat: nil)
+            Issue.record("accepted port 99999")
+        } catch let error as ConfigurationError {
+            #expect(!error.description.contains(secret), "\(error)")
+        }
+    }
+
+    /// The real executable: its start-up line names the broker with the password masked, and so do the lines about
+    /// failed connection attempts (nothing listens on port 1).
+    @Test func aServiceLogsTheBrokerWithoutThePassword() async throws {
+        let secret = "pw-\(UUID().uuidString.prefix(8))"
+        let directory = try temporaryDirectory("redaction")
+        let process = ServiceProcess(
+            "user-service",
+            environment: [
+                "RABBITMQ_URL": "amqp://svc:\(secret)@127.0.0.1:1/%2f", "HTTP_PORT": "0",
+                "USER_DB_URL": "\(directory)/users.sqlite", "LOG_LEVEL": "debug",
+            ],
+            logDirectory: directory)
+        try process.start()
+        do {
+            try await eventually(timeout: .seconds(20), "start-up line and a failed connection attempt logged") {
+                let log = process.log()
+                return log.contains("broker=amqp://svc:***@127.0.0.1:1/%2f") && log.contains("failed (attempt")
+            }
+        } catch {
+            _ = try? await process.stop()
+            throw TestFailure("\(error)\n\(process.logTail())")
+        }
+        try await process.stop()
+        #expect(!process.log().contains(secret), "\(process.logTail())")
+    }
+
+    @Test func aServiceWithACertificateButNoKeyStopsWithOneLine() async throws {
+        let (_, cert, _) = try Self.files()
+        let directory = try temporaryDirectory("tls-config")
+        let process = ServiceProcess(
+            "user-service",
+            environment: [
+                "RABBITMQ_URL": "amqps://svc:secret@127.0.0.1:1/%2f", "AMQP_CLIENT_CERT": cert, "AMQP_CLIENT_KEY": "",
+                "HTTP_PORT": "0", "USER_DB_URL": "\(directory)/users.sqlite",
+            ],
+            logDirectory: directory)
+        try process.start()
+        let status = try await process.stop(signal: 0)
+        #expect(status == 78)
+        let output = process.logTail().trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(output == "invalid configuration: AMQP_CLIENT_KEY: is required with AMQP_CLIENT_CERT", "\(output)")
     }
 }

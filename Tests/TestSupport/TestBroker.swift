@@ -39,7 +39,8 @@ public final class TestBroker: Sendable {
 
     /// Starts a node of its own in a fresh temporary directory, stopped when the process exits. For tests that
     /// disrupt the broker (stop/start) and so must not share it with tests running in parallel.
-    public static func startPrivate() async throws -> TestBroker {
+    /// `extraConfiguration` lines are added to its `rabbitmq.conf` (e.g. a TLS listener).
+    public static func startPrivate(extraConfiguration: [String] = []) async throws -> TestBroker {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("rabbitmq-test-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)")
             .path
@@ -56,7 +57,9 @@ public final class TestBroker: Sendable {
                 }
             }
         }
-        let output = try await runScript(["start", directory])
+        let extra =
+            extraConfiguration.isEmpty ? [:] : ["RABBITMQ_EXTRA_CONF": extraConfiguration.joined(separator: "\n")]
+        let output = try await runScript(["start", directory], environment: extra)
         guard let url = output.split(separator: "\n").last(where: { $0.hasPrefix("amqp") }) else {
             throw TestBrokerError("rabbitmq-node.sh start printed no URL: \(output)")
         }
@@ -130,10 +133,10 @@ public final class TestBroker: Sendable {
         .deletingLastPathComponent()  // Tests
         .deletingLastPathComponent()
 
-    private static func runScript(_ arguments: [String]) async throws -> String {
+    private static func runScript(_ arguments: [String], environment: [String: String] = [:]) async throws -> String {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(with: Result { try runScriptBlocking(arguments) })
+                continuation.resume(with: Result { try runScriptBlocking(arguments, environment: environment) })
             }
         }
     }
@@ -141,7 +144,7 @@ public final class TestBroker: Sendable {
     /// Runs the script with `posix_spawn` and `waitpid` (Foundation's `Process` sometimes never noticed the script's
     /// exit here), its output in files, not pipes: the node it starts runs on in the background and could hold an
     /// inherited pipe open.
-    private static func runScriptBlocking(_ arguments: [String]) throws -> String {
+    private static func runScriptBlocking(_ arguments: [String], environment: [String: String] = [:]) throws -> String {
         let scratch = FileManager.default.temporaryDirectory
             .appendingPathComponent("rabbitmq-node-\(UUID().uuidString)")
         let outputPath = scratch.path + ".out"
@@ -151,7 +154,8 @@ public final class TestBroker: Sendable {
             unlink(errorPath)
         }
         let script = repositoryRoot.appendingPathComponent("scripts/rabbitmq-node.sh").path
-        let pid = try spawn(["/bin/bash", script] + arguments, output: outputPath, errors: errorPath)
+        let pid = try spawn(
+            ["/bin/bash", script] + arguments, output: outputPath, errors: errorPath, environment: environment)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let stdout = String(decoding: FileManager.default.contents(atPath: outputPath) ?? Data(), as: UTF8.self)
@@ -165,7 +169,10 @@ public final class TestBroker: Sendable {
 }
 
 /// Starts `arguments[0]` with standard input from /dev/null and output to files; returns its pid.
-private func spawn(_ arguments: [String], output: String, errors: String? = nil) throws -> pid_t {
+/// `environment` is added to this process's own.
+func spawn(
+    _ arguments: [String], output: String, errors: String? = nil, environment: [String: String] = [:]
+) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -175,8 +182,21 @@ private func spawn(_ arguments: [String], output: String, errors: String? = nil)
     let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
     defer { for pointer in argv { free(pointer) } }
     var pid: pid_t = 0
-    let spawned = argv.withUnsafeBufferPointer { argv in
-        posix_spawn(&pid, arguments[0], &actions, nil, argv.baseAddress!, environ)
+    let spawned: Int32
+    if environment.isEmpty {
+        spawned = argv.withUnsafeBufferPointer { argv in
+            posix_spawn(&pid, arguments[0], &actions, nil, argv.baseAddress!, environ)
+        }
+    } else {
+        var merged = ProcessInfo.processInfo.environment
+        merged.merge(environment) { $1 }
+        let envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for pointer in envp { free(pointer) } }
+        spawned = argv.withUnsafeBufferPointer { argv in
+            envp.withUnsafeBufferPointer { envp in
+                posix_spawn(&pid, arguments[0], &actions, nil, argv.baseAddress!, envp.baseAddress!)
+            }
+        }
     }
     guard spawned == 0 else { throw TestBrokerError("posix_spawn of \(arguments[0]) failed: \(spawned)") }
     return pid
