@@ -94,11 +94,25 @@ struct UserAPI: Sendable {
     private struct PatchUser: Decodable {
         var name: String?
         var email: String?
+        /// Fields sent as `null`: a name or email cannot be cleared, so these are refused, not ignored.
+        var nulls: [String] = []
+
+        enum CodingKeys: String, CodingKey { case name, email }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            for key in [CodingKeys.name, .email] where container.contains(key) {
+                if try container.decodeNil(forKey: key) { nulls.append(key.rawValue) }
+            }
+            name = try container.decodeIfPresent(String.self, forKey: .name)
+            email = try container.decodeIfPresent(String.self, forKey: .email)
+        }
     }
 
     private func update(_ request: HTTPRequest, traceparent: String) async throws -> HTTPResponse {
         let id = request.pathParameters["id"] ?? ""
         let input = try request.decodeJSON(PatchUser.self)
+        if let field = input.nulls.first { throw UserValidation.invalid(field, "must not be null") }
         guard input.name != nil || input.email != nil else {
             throw HTTPError(
                 .unprocessableEntity, error: "validation_failed", detail: "empty patch: give name, email or both")

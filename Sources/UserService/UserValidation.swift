@@ -14,9 +14,9 @@ enum UserValidation {
         return name
     }
 
-    /// A plausible email address: `local@domain.tld`, at most 254 characters, no spaces or control characters.
-    static func email(_ raw: String) throws(HTTPError) -> String {
-        let email = raw.trimmingWhitespace()
+    /// A plausible email address: `local@domain.tld`, at most 254 characters, no spaces or control characters
+    /// (surrounding whitespace included: an address is taken as typed, never silently changed).
+    static func email(_ email: String) throws(HTTPError) -> String {
         guard !email.isEmpty else { throw invalid("email", "must not be empty") }
         guard email.utf8.count <= 254 else { throw invalid("email", "must be at most 254 characters") }
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)

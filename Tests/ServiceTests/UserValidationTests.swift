@@ -13,13 +13,13 @@ struct UserValidationTests {
         }
     }
 
-    @Test(arguments: ["alice@example.com", "a.b+c@sub.example.co", " bob@example.org ", "x@bücher.de"])
+    @Test(arguments: ["alice@example.com", "a.b+c@sub.example.co", "x@bücher.de"])
     func plausibleEmailsPass(email: String) throws {
-        #expect(try UserValidation.email(email) == email.trimmingWhitespace())
+        #expect(try UserValidation.email(email) == email)
     }
 
     @Test(arguments: [
-        "", "plain", "@example.com", "a@", "a@b", "a@@b.com", "a b@example.com", "a@exa mple.com",
+        "", "plain", "@example.com", " bob@example.org ", "a@", "a@b", "a@@b.com", "a b@example.com", "a@exa mple.com",
         "a@-bad.com", "a@bad-.com", "a@double..dot.com",
         String(repeating: "a", count: 65) + "@example.com",
         "a@" + String(repeating: "b", count: 250) + ".com",
