@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "user-service", targets: ["user-service"]),
         .executable(name: "notification-service", targets: ["notification-service"]),
         .executable(name: "order-service", targets: ["order-service"]),
+        .executable(name: "user-events-bench", targets: ["user-events-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -21,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -89,11 +91,26 @@ let package = Package(
         .executableTarget(name: "order-service", dependencies: ["OrderService", argumentParser], swiftSettings: upcoming),
 
         .target(
+            name: "Benchmark",
+            dependencies: [
+                "Common", "Storage", "Messaging",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming),
+        .executableTarget(
+            name: "user-events-bench", dependencies: ["Benchmark", argumentParser], swiftSettings: upcoming),
+
+        .target(
             name: "TestSupport",
             dependencies: ["Common", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport",
             swiftSettings: upcoming),
         .testTarget(name: "CommonTests", dependencies: ["Common"], swiftSettings: upcoming),
+        .testTarget(
+            name: "BenchmarkTests",
+            dependencies: ["Benchmark", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            swiftSettings: upcoming),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"], swiftSettings: upcoming),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "TestSupport"], swiftSettings: upcoming),
         .testTarget(
