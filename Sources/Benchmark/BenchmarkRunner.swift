@@ -32,7 +32,7 @@ public struct BenchmarkOptions: Sendable {
     /// Open-loop requests per second; nil: half the best closed-loop rate.
     public var openRate: Double?
     /// Connections the open loop may use at most.
-    public var openConnections = 64
+    public var openConnections = 128
     /// Messages for the broker ceiling.
     public var ceilingMessages = 30_000
     /// Prefetch of the ceiling's consumers (the services' default).
@@ -105,6 +105,9 @@ public enum BenchmarkRunner {
                 publishPerSecond: Double(result.messages) / result.publishSeconds)
             if let whole = report.endToEnd.first, whole.eventsPerSecond > 0 {
                 ceiling.systemFraction = whole.eventsPerSecond / ceiling.messagesPerSecond
+            }
+            if let best = report.endToEnd.dropFirst().filter({ $0.scope != "warmup" }).map(\.eventsPerSecond).max() {
+                ceiling.bestPhaseFraction = best / ceiling.messagesPerSecond
             }
             report.ceiling = ceiling
             say("  ceiling: \(Int(ceiling.messagesPerSecond)) msg/s end to end")
@@ -224,8 +227,10 @@ public enum BenchmarkRunner {
                     + "p99 \(TableRenderer.fixed(phase.latency.p99, 2)) ms, errors \(TableRenderer.errors(phase.errors))")
                 if measurement.lateSends > 0 {
                     report.notes.append(
-                        "open loop: \(measurement.lateSends) requests were sent over 1 ms late because all "
-                            + "\(options.openConnections) connections were busy (their wait counts in the latency)")
+                        "open loop: \(measurement.lateSends) requests were sent over 1 ms late (at most "
+                            + "\(TableRenderer.fixed(Double(measurement.maxLateness) / 1e6, 1)) ms): all "
+                            + "\(options.openConnections) connections busy, or the generator's threads not scheduled "
+                            + "in time; the delay counts in their latency")
                 }
             }
             let drainStart = monotonicNanos()

@@ -118,6 +118,8 @@ public struct CeilingReport: Codable, Sendable {
     public var publishPerSecond: Double
     /// The system's whole-run end-to-end events/s as a fraction of `messagesPerSecond`.
     public var systemFraction: Double?
+    /// The best phase's end-to-end events/s as a fraction of `messagesPerSecond`.
+    public var bestPhaseFraction: Double?
 }
 
 /// CPU and memory of one process.

@@ -38,7 +38,7 @@ struct BenchCommand: AsyncParsableCommand {
     var rate: Double?
 
     @Option(help: "Most connections the open loop uses.")
-    var openConnections = 64
+    var openConnections = 128
 
     @Option(help: "Messages through the broker ceiling's two queues.")
     var ceilingMessages = 30_000
