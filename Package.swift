@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "notification-service", targets: ["notification-service"]),
         .executable(name: "order-service", targets: ["order-service"]),
         .executable(name: "requeue-dead-letters", targets: ["requeue-dead-letters"]),
+        .executable(name: "user-events-bench", targets: ["user-events-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -24,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(
@@ -95,11 +97,26 @@ let package = Package(
             name: "requeue-dead-letters", dependencies: ["ServiceRuntime", argumentParser], swiftSettings: upcoming),
 
         .target(
+            name: "Benchmark",
+            dependencies: [
+                "Common", "Storage", "Messaging",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming),
+        .executableTarget(
+            name: "user-events-bench", dependencies: ["Benchmark", argumentParser], swiftSettings: upcoming),
+
+        .target(
             name: "TestSupport",
             dependencies: ["Common", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport",
             swiftSettings: upcoming),
         .testTarget(name: "CommonTests", dependencies: ["Common"], swiftSettings: upcoming),
+        .testTarget(
+            name: "BenchmarkTests",
+            dependencies: ["Benchmark", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            swiftSettings: upcoming),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"], swiftSettings: upcoming),
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", "TestSupport"], swiftSettings: upcoming),
         .testTarget(
