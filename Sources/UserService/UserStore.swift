@@ -248,14 +248,14 @@ final class UserStore: Sendable {
         }
     }
 
-    /// The oldest unpublished events, in commit order.
-    func pendingOutbox(limit: Int) async throws -> [OutboxEntry] {
+    /// The oldest unpublished events after sequence number `after`, in commit order.
+    func pendingOutbox(after: Int64 = 0, limit: Int) async throws -> [OutboxEntry] {
         try await reader.read { db in
             try db.query(
                 """
                 SELECT seq, event_id, event_type, user_id, body, traceparent, created_at
-                FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?
-                """, limit
+                FROM outbox WHERE sent_at IS NULL AND seq > ? ORDER BY seq LIMIT ?
+                """, after, limit
             ).map { row in
                 OutboxEntry(
                     seq: row.int64("seq") ?? 0, eventID: row.string("event_id") ?? "",
