@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
 import Testing
+import TestSupport
 
 private struct Item: Codable {
     var name: String
@@ -335,6 +336,29 @@ struct HTTPServerTests {
                 #expect(try await busy.closesWithoutData())
             }
             try await tasks.next()  // run() returned
+        }
+    }
+
+    /// Tests in the same process start RabbitMQ nodes and a watchdog through TestSupport's `spawn`. SwiftNIO's
+    /// sockets are not close-on-exec, so a child that inherited a server socket kept the connection open after the
+    /// server closed it: `gracefulShutdownFinishesInFlightRequestAndReturns` and `idleConnectionIsClosed` hung in
+    /// the full suite. A child spawned while a connection is open must not delay the client seeing the close.
+    @Test func spawnedProcessDoesNotHoldServerSockets() async throws {
+        try await withServer(router: makeRouter()) { port in
+            try await withConnection(port: port) { connection in
+                let first = try await connection.readResponseAfterSending("GET /echo/a HTTP/1.1\r\nHost: t\r\n\r\n")
+                #expect(first.body == "a")
+                // Spawned while the connection is open, and alive until after the server closes it.
+                let child = try spawn(["/bin/sleep", "30"], output: "/dev/null")
+                defer {
+                    kill(child, SIGKILL)
+                    var status: Int32 = 0
+                    waitpid(child, &status, 0)
+                }
+                try await connection.send("GET /echo/b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                #expect(try await connection.readResponse().header("connection") == "close")
+                try await waitWithDeadline(connection.channel.closeFuture, seconds: 10)
+            }
         }
     }
 }

@@ -162,8 +162,17 @@ func withServer(
 func waitWithDeadline(_ future: EventLoopFuture<Void>, seconds: Int64) async throws {
     try await withThrowingTaskGroup(of: Bool.self) { group in
         group.addTask {
-            try await future.get()
-            return true
+            // Not `future.get()`: it ignores cancellation, so the group would wait for the future after the deadline.
+            let (results, continuation) = AsyncStream.makeStream(of: Result<Void, any Error>.self)
+            future.whenComplete { result in
+                continuation.yield(result)
+                continuation.finish()
+            }
+            for await result in results {
+                try result.get()
+                return true
+            }
+            return false  // cancelled: the deadline passed
         }
         group.addTask {
             try await Task.sleep(for: .seconds(seconds))

@@ -1,5 +1,5 @@
 import Foundation
-import Glibc
+package import Glibc
 import Synchronization
 
 /// A private RabbitMQ node for tests, driven through `scripts/rabbitmq-node.sh`.
@@ -168,9 +168,14 @@ public final class TestBroker: Sendable {
     }
 }
 
-/// Starts `arguments[0]` with standard input from /dev/null and output to files; returns its pid.
-/// `environment` is added to this process's own.
-func spawn(
+/// Starts `arguments[0]` with standard input from /dev/null and output to files, and no other file descriptor of
+/// this process; returns its pid. `environment` is added to this process's own.
+///
+/// Closing the rest matters: SwiftNIO opens sockets without `SOCK_CLOEXEC`, so without it the child (and the broker
+/// node and watchdog it leaves running until the test process exits) would hold a copy of every socket the tests in
+/// this process have open at that moment. A server's `close()` then sends no FIN, and a test waiting for the server
+/// to close a connection (graceful shutdown, idle timeout) hangs.
+package func spawn(
     _ arguments: [String], output: String, errors: String? = nil, environment: [String: String] = [:]
 ) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
@@ -179,6 +184,9 @@ func spawn(
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     posix_spawn_file_actions_addopen(&actions, 2, errors ?? output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    if let closeFrom = addCloseFrom {
+        _ = closeFrom(&actions, 3)
+    }
     let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
     defer { for pointer in argv { free(pointer) } }
     var pid: pid_t = 0
@@ -201,6 +209,14 @@ func spawn(
     guard spawned == 0 else { throw TestBrokerError("posix_spawn of \(arguments[0]) failed: \(spawned)") }
     return pid
 }
+
+/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later). Swift's Glibc module does not define
+/// `_GNU_SOURCE`, so the declaration is not imported: look it up at run time. Older glibc: `nil`, children inherit.
+private let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+    guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+    return unsafeBitCast(
+        symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+}()
 
 /// The node directories to stop when the process exits (read by the `atexit` handler, which cannot capture).
 private let nodesToStopAtExit = Mutex<[String]>([])
