@@ -4,7 +4,10 @@ public enum TraceContext {
     /// The incoming value when it is a well-formed `traceparent`, else a new one.
     public static func continuing(_ incoming: String?) -> String {
         if let incoming, isValid(incoming) { return incoming.lowercased() }
-        return "00-\(randomHex(bytes: 16))-\(randomHex(bytes: 8))-01"
+        var random = SystemRandomNumberGenerator()
+        let (high, low, parent) = (random.next() as UInt64, random.next() as UInt64, random.next() as UInt64)
+        // Ids must not be all zeros; the chance is 2^-64, but the rule is absolute.
+        return "00-\(hex(high | (low == 0 ? 1 : 0)))\(hex(low))-\(hex(parent == 0 ? 1 : parent))-01"
     }
 
     /// Whether `value` is a well-formed version-00 `traceparent` with non-zero ids.
@@ -18,12 +21,9 @@ public enum TraceContext {
         return parts[1].contains { $0 != "0" } && parts[2].contains { $0 != "0" }
     }
 
-    private static func randomHex(bytes: Int) -> String {
-        var text = ""
-        for _ in 0..<bytes {
-            let byte = UInt8.random(in: 0...255)
-            text += String(byte >> 4, radix: 16) + String(byte & 0xF, radix: 16)
-        }
-        return text
+    /// 16 lower-case hex digits.
+    private static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 }

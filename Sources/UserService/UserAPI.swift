@@ -65,10 +65,10 @@ struct UserAPI: Sendable {
         switch outcome {
         case .created(let user):
             relay.notify()
-            logger.info("user created", metadata: ["user_id": "\(user.id)", "traceparent": "\(traceparent)"])
+            logger.debug("user created", metadata: ["user_id": "\(user.id)", "traceparent": "\(traceparent)"])
             return userResponse(user, status: .created, headers: ["Location": "/users/\(user.id)"])
         case .replayed(let userID, let body):
-            logger.info("idempotent retry answered with the original response", metadata: ["user_id": "\(userID)"])
+            logger.debug("idempotent retry answered with the original response", metadata: ["user_id": "\(userID)"])
             return HTTPResponse(
                 status: .created,
                 headers: ["Content-Type": "application/json", "Location": "/users/\(userID)", "ETag": "\"1\""],
@@ -125,7 +125,7 @@ struct UserAPI: Sendable {
             try await store.updateUser(id: id, patch: patch, condition: condition, traceparent: traceparent)
         }
         relay.notify()
-        logger.info(
+        logger.debug(
             "user updated",
             metadata: ["user_id": "\(id)", "version": "\(user.version)", "traceparent": "\(traceparent)"])
         return userResponse(user)
@@ -136,7 +136,7 @@ struct UserAPI: Sendable {
         let condition = try Self.versionCondition(request)
         try await storeCall { try await store.deleteUser(id: id, condition: condition, traceparent: traceparent) }
         relay.notify()
-        logger.info("user deleted", metadata: ["user_id": "\(id)", "traceparent": "\(traceparent)"])
+        logger.debug("user deleted", metadata: ["user_id": "\(id)", "traceparent": "\(traceparent)"])
         return .empty(.noContent)
     }
 

@@ -87,3 +87,20 @@ struct UserEventTests {
         #expect(Timestamp.parse("2026-13-01") == nil)
     }
 }
+
+struct TraceContextTests {
+    @Test func newTraceparentsAreValidAndDistinct() {
+        let first = TraceContext.continuing(nil)
+        let second = TraceContext.continuing("garbage")
+        #expect(TraceContext.isValid(first) && TraceContext.isValid(second))
+        #expect(first != second)
+        #expect(first.count == 55)
+    }
+
+    @Test func aValidIncomingTraceparentIsKept() {
+        let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        #expect(TraceContext.continuing(incoming) == incoming)
+        #expect(!TraceContext.isValid("00-00000000000000000000000000000000-00f067aa0ba902b7-01"))
+        #expect(!TraceContext.isValid("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
+    }
+}
