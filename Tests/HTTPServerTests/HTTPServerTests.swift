@@ -242,7 +242,8 @@ struct HTTPServerTests {
     }
 
     @Test func idleConnectionIsClosed() async throws {
-        let configuration = HTTPServerConfiguration(host: "127.0.0.1", port: 0, idleTimeout: .milliseconds(200))
+        // Long enough that a loaded machine still sends the request in time; the close is awaited, not slept for.
+        let configuration = HTTPServerConfiguration(host: "127.0.0.1", port: 0, idleTimeout: .seconds(1))
         try await withServer(configuration, router: makeRouter()) { port in
             try await withConnection(port: port) { connection in
                 // A complete request resets the timer; then silence.
@@ -250,9 +251,10 @@ struct HTTPServerTests {
                 #expect(response.body == "hi")
                 try await waitWithDeadline(connection.channel.closeFuture, seconds: 30)
             }
-            // A request that never completes (slowloris) is cut off too.
+            // A request that never completes (slowloris) is cut off too. (If the machine is so slow that the
+            // server closed the connection before the partial request was written, that is the same outcome.)
             try await withConnection(port: port) { connection in
-                try await connection.send("GET /echo/hi HTTP/1.1\r\nHost: t\r\n")
+                try? await connection.send("GET /echo/hi HTTP/1.1\r\nHost: t\r\n")
                 try await waitWithDeadline(connection.channel.closeFuture, seconds: 30)
             }
         }
