@@ -109,7 +109,7 @@ let package = Package(
 
         .target(
             name: "TestSupport",
-            dependencies: ["Common", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Common", "Messaging", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport",
             swiftSettings: upcoming),
         .testTarget(name: "CommonTests", dependencies: ["Common"], swiftSettings: upcoming),

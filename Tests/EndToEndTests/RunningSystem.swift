@@ -134,36 +134,6 @@ final class RunningSystem: Sendable {
 
     /// Takes up to `count` messages from a queue of this system's virtual host (acking them), waiting up to `timeout`.
     func take(_ count: Int, from queue: String, timeout: Duration = .seconds(20)) async throws -> [Delivery] {
-        let configuration = try BrokerConfiguration(url: brokerURL)
-        let consumer = Consumer(configuration: configuration, queue: queue, prefetch: 10, logger: Logger(label: "test"))
-        return try await withThrowingTaskGroup(of: [Delivery]?.self) { group in
-            group.addTask {
-                try await consumer.run()
-                return nil
-            }
-            group.addTask {
-                var taken: [Delivery] = []
-                for await delivery in consumer.deliveries {
-                    consumer.ack(delivery)
-                    taken.append(delivery)
-                    if taken.count == count { break }
-                }
-                return taken
-            }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return []
-            }
-            var result: [Delivery] = []
-            for try await value in group {
-                if let value {
-                    result = value
-                    break
-                }
-            }
-            // Cancelling stops the consumer, which sends the acks it was handed before it closes.
-            group.cancelAll()
-            return result
-        }
+        try await takeMessages(count, from: queue, brokerURL: brokerURL, timeout: timeout)
     }
 }

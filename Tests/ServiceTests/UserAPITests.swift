@@ -271,36 +271,8 @@ struct EventTap {
     let url: String
 
     func take(_ count: Int, timeout: Duration = .seconds(15)) async throws -> [UserEvent] {
-        let consumer = Consumer(
-            configuration: try BrokerConfiguration(url: url), queue: QueueName.dispatch, prefetch: 100,
-            logger: Logger(label: "tap"))
-        return try await withThrowingTaskGroup(of: [UserEvent]?.self) { group in
-            group.addTask {
-                try await consumer.run()
-                return nil
-            }
-            group.addTask {
-                var events: [UserEvent] = []
-                for await delivery in consumer.deliveries {
-                    consumer.ack(delivery)
-                    events.append(try UserEvent.decode(body: delivery.body, messageID: delivery.properties.messageID))
-                    if events.count == count { break }
-                }
-                return events
-            }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return []
-            }
-            var result: [UserEvent] = []
-            for try await value in group {
-                if let value {
-                    result = value
-                    break
-                }
-            }
-            group.cancelAll()
-            return result
+        try await takeMessages(count, from: QueueName.dispatch, brokerURL: url, timeout: timeout).map {
+            try UserEvent.decode(body: $0.body, messageID: $0.properties.messageID)
         }
     }
 }
