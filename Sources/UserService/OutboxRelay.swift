@@ -15,14 +15,12 @@ import Synchronization
 /// marks every `markInterval` in one transaction (usually sharing the group commit of new requests) instead of
 /// one extra fsync per batch. A crash before the marks are written only means those events are published again.
 ///
-/// Metrics: `outbox_backlog` (rows waiting; set whenever the relay looks at the outbox, and sampled every
-/// `backlogSampleInterval` so it also moves while the broker is away) and `outbox_publish_duration_seconds` (from
+/// Metrics: `outbox_backlog` (rows waiting; set whenever the relay looks at the outbox, which it does on every
+/// commit and on every retry while the broker is away) and `outbox_publish_duration_seconds` (from
 /// handing a batch to the publisher to the broker's confirm of all of it).
 final class OutboxRelay: Service, Sendable {
     /// Rows published per batch: one `publish` call, pipelined inside the publisher's confirm window.
     static let batchSize = 1_000
-    /// How often `outbox_backlog` is refreshed from the database when nothing else refreshed it.
-    static let backlogSampleInterval = Duration.seconds(5)
     /// How often confirmed rows are marked sent in the database.
     static let markInterval = Duration.milliseconds(200)
 
@@ -31,6 +29,9 @@ final class OutboxRelay: Service, Sendable {
     private let logger: Logger
     private let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
+    /// Signalled when confirmed rows wait to be marked, so an idle relay never wakes up.
+    private let markWakeups: AsyncStream<Void>
+    private let markWake: AsyncStream<Void>.Continuation
     private let backlog = Gauge(label: "outbox_backlog")
     private let publishDuration = Metrics.Timer(label: "outbox_publish_duration_seconds")
     /// The highest sequence number the broker confirmed, and the confirmed range not yet marked in the database.
@@ -41,6 +42,7 @@ final class OutboxRelay: Service, Sendable {
         self.publisher = publisher
         self.logger = logger
         (wakeups, wake) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+        (markWakeups, markWake) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Tells the relay that new rows were committed.
@@ -52,7 +54,6 @@ final class OutboxRelay: Service, Sendable {
         // Rows left by an earlier process are published first.
         wake.yield()
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.sampleBacklog() }
             group.addTask { await self.markPeriodically() }
             for await _ in wakeups.cancelOnGracefulShutdown() {
                 await drain()
@@ -83,6 +84,7 @@ final class OutboxRelay: Service, Sendable {
                     let lower = progress.unmarked?.lowerBound ?? first.seq
                     progress.unmarked = min(lower, first.seq)...last.seq
                 }
+                markWake.yield()
                 failures = 0
                 for entry in batch {
                     logger.debug(
@@ -102,9 +104,10 @@ final class OutboxRelay: Service, Sendable {
         }
     }
 
-    /// Writes the marks of confirmed rows every `markInterval` until cancelled.
+    /// Writes the marks of confirmed rows at most every `markInterval`, only when there are some, until cancelled.
     private func markPeriodically() async {
-        while (try? await Task.sleep(for: Self.markInterval)) != nil {
+        for await _ in markWakeups {
+            guard (try? await Task.sleep(for: Self.markInterval)) != nil else { return }
             await markConfirmed()
         }
     }
@@ -124,13 +127,6 @@ final class OutboxRelay: Service, Sendable {
                 let upper = max(progress.unmarked?.upperBound ?? range.upperBound, range.upperBound)
                 progress.unmarked = lower...upper
             }
-        }
-    }
-
-    /// Refreshes `outbox_backlog` from the database every `backlogSampleInterval` until cancelled.
-    private func sampleBacklog() async {
-        while (try? await Task.sleep(for: Self.backlogSampleInterval)) != nil {
-            if let count = try? await store.outboxBacklog() { backlog.record(count) }
         }
     }
 
