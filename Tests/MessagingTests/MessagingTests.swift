@@ -297,30 +297,6 @@ private func configuration(_ broker: TestBroker, _ name: String) throws -> Broke
     return configuration
 }
 
-private protocol RunnableService: Sendable {
-    func run() async throws
-}
-
-extension Publisher: RunnableService {}
-extension Consumer: RunnableService {}
-
-/// Runs `services` while `body` runs, then cancels them and waits until they have stopped.
-private func withServices(_ services: any RunnableService..., body: () async throws -> Void) async throws {
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        for service in services {
-            group.addTask { try await service.run() }
-        }
-        do {
-            try await body()
-        } catch {
-            group.cancelAll()
-            try? await group.waitForAll()
-            throw error
-        }
-        group.cancelAll()
-        try await group.waitForAll()
-    }
-}
 
 /// Reads exactly `count` deliveries, failing after `timeout`. The reading task is never cancelled while waiting
 /// (cancelling it would end the stream); on timeout the test fails anyway.

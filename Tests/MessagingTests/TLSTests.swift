@@ -198,30 +198,6 @@ private let quietLogger: Logger = {
     return logger
 }()
 
-private protocol RunnableService: Sendable {
-    func run() async throws
-}
-
-extension Publisher: RunnableService {}
-extension Consumer: RunnableService {}
-
-/// Runs `services` while `body` runs, then cancels them and waits until they have stopped.
-private func withServices(_ services: any RunnableService..., body: () async throws -> Void) async throws {
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        for service in services {
-            group.addTask { try await service.run() }
-        }
-        do {
-            try await body()
-        } catch {
-            group.cancelAll()
-            try? await group.waitForAll()
-            throw error
-        }
-        group.cancelAll()
-        try await group.waitForAll()
-    }
-}
 
 /// The next delivery, or a failure after `timeout`.
 private func nextDelivery(from consumer: Consumer, timeout: Duration = .seconds(20)) async throws -> Delivery {
