@@ -21,41 +21,30 @@ public struct NotificationServiceCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        var configuration: NotificationServiceConfiguration
-        let logger: Logger
-        let gracePeriod: Duration
-        do {
-            let consuming = try consumer.resolve(environment: environment)
-            let settings = try common.resolve(defaultPort: 8002, environment: environment)
-            var table = RoutingTable.standard
-            let path = Setting.value(routingTable, env: "ROUTING_TABLE", in: environment)
-            if let path {
-                do {
-                    table = try RoutingTable.load(path: path)
-                } catch {
-                    throw ConfigurationError(setting: "ROUTING_TABLE", problem: "\(path): \(error)")
+        try await ServiceRunner.serve(
+            "notification-service", options: common, defaultPort: 8002,
+            configure: { settings, environment in
+                let consuming = try consumer.resolve(environment: environment)
+                var table = RoutingTable.standard
+                let path = Setting.value(routingTable, env: "ROUTING_TABLE", in: environment)
+                if let path {
+                    do {
+                        table = try RoutingTable.load(path: path)
+                    } catch {
+                        throw ConfigurationError(setting: "ROUTING_TABLE", problem: "\(path): \(error)")
+                    }
                 }
-            }
-            configuration = NotificationServiceConfiguration(
-                http: HTTPServerConfiguration(port: settings.port), broker: settings.broker, routingTable: table)
-            configuration.routingTablePath = path
-            configuration.maxAttempts = consuming.maxAttempts
-            configuration.prefetch = consuming.prefetch
-            gracePeriod = settings.gracePeriod
-            ServiceRunner.bootstrapLogging(level: settings.logLevel)
-            logger = Logger(label: "notification-service")
-        } catch let error as ConfigurationError {
-            ServiceRunner.exit(configurationError: error)
-        }
-        logger.info(
-            "starting",
-            metadata: [
-                "admin_port": "\(configuration.http.port)", "broker": "\(configuration.broker.redactedURL)",
-                "routes": "\(configuration.routingTable.summary)",
-            ])
-        ServiceMetrics.bootstrap()
-        let app = NotificationServiceApp(configuration: configuration, logger: logger)
-        try await ServiceRunner.run(app.services, gracePeriod: gracePeriod, logger: logger)
+                var configuration = NotificationServiceConfiguration(
+                    http: HTTPServerConfiguration(port: settings.port), broker: settings.broker, routingTable: table)
+                configuration.routingTablePath = path
+                configuration.maxAttempts = consuming.maxAttempts
+                configuration.prefetch = consuming.prefetch
+                return configuration
+            },
+            describe: { ["admin_port": "\($0.http.port)", "routes": "\($0.routingTable.summary)"] },
+            assemblySetting: "ROUTING_TABLE",
+            assemble: { configuration, logger in
+                NotificationServiceApp(configuration: configuration, logger: logger).services
+            })
     }
 }

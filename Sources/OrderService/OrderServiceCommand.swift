@@ -21,39 +21,23 @@ public struct OrderServiceCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        var configuration: OrderServiceConfiguration
-        let logger: Logger
-        let gracePeriod: Duration
-        do {
-            let consuming = try consumer.resolve(environment: environment)
-            let settings = try common.resolve(defaultPort: 8001, environment: environment)
-            let path = try Setting.sqlitePath(
-                Setting.value(databaseURL, env: "ORDER_DB_URL", in: environment) ?? "orders.sqlite",
-                setting: "ORDER_DB_URL")
-            configuration = OrderServiceConfiguration(
-                http: HTTPServerConfiguration(port: settings.port), databasePath: path, broker: settings.broker)
-            configuration.maxAttempts = consuming.maxAttempts
-            configuration.prefetch = consuming.prefetch
-            gracePeriod = settings.gracePeriod
-            ServiceRunner.bootstrapLogging(level: settings.logLevel)
-            logger = Logger(label: "order-service")
-        } catch let error as ConfigurationError {
-            ServiceRunner.exit(configurationError: error)
-        }
-        ServiceMetrics.bootstrap()
-        let app: OrderServiceApp
-        do {
-            app = try OrderServiceApp(configuration: configuration, logger: logger)
-        } catch {
-            ServiceRunner.exit(configurationError: ConfigurationError(setting: "ORDER_DB_URL", problem: "\(error)"))
-        }
-        logger.info(
-            "starting",
-            metadata: [
-                "admin_port": "\(configuration.http.port)", "database": "\(configuration.databasePath)",
-                "broker": "\(configuration.broker.redactedURL)",
-            ])
-        try await ServiceRunner.run(app.services, gracePeriod: gracePeriod, logger: logger)
+        try await ServiceRunner.serve(
+            "order-service", options: common, defaultPort: 8001,
+            configure: { settings, environment in
+                let consuming = try consumer.resolve(environment: environment)
+                let path = try Setting.sqlitePath(
+                    Setting.value(databaseURL, env: "ORDER_DB_URL", in: environment) ?? "orders.sqlite",
+                    setting: "ORDER_DB_URL")
+                var configuration = OrderServiceConfiguration(
+                    http: HTTPServerConfiguration(port: settings.port), databasePath: path, broker: settings.broker)
+                configuration.maxAttempts = consuming.maxAttempts
+                configuration.prefetch = consuming.prefetch
+                return configuration
+            },
+            describe: { ["admin_port": "\($0.http.port)", "database": "\($0.databasePath)"] },
+            assemblySetting: "ORDER_DB_URL",
+            assemble: { configuration, logger in
+                try OrderServiceApp(configuration: configuration, logger: logger).services
+            })
     }
 }

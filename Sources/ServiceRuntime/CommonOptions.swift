@@ -43,7 +43,7 @@ public struct CommonOptions: ParsableArguments, Sendable {
     /// The resolved settings, or the first invalid one.
     public func resolve(
         defaultPort: Int, environment: [String: String] = ProcessInfo.processInfo.environment
-    ) throws -> (port: Int, broker: BrokerConfiguration, logLevel: Logger.Level, gracePeriod: Duration) {
+    ) throws -> CommonSettings {
         let port = try Setting.port(
             Setting.value(port, env: "HTTP_PORT", in: environment), setting: "HTTP_PORT", default: defaultPort)
         let broker = try Setting.broker(
@@ -56,6 +56,18 @@ public struct CommonOptions: ParsableArguments, Sendable {
         let grace = try Setting.positiveInteger(
             Setting.value(shutdownGrace, env: "SHUTDOWN_GRACE_SECONDS", in: environment),
             setting: "SHUTDOWN_GRACE_SECONDS", default: 10)
-        return (port, broker, level, .seconds(grace))
+        return CommonSettings(port: port, broker: broker, logLevel: level, gracePeriod: .seconds(grace))
     }
+}
+
+/// The settings every service resolves from `CommonOptions`.
+public struct CommonSettings: Sendable {
+    /// The HTTP port.
+    public var port: Int
+    /// The broker.
+    public var broker: BrokerConfiguration
+    /// The log level.
+    public var logLevel: Logger.Level
+    /// How long a graceful shutdown may take.
+    public var gracePeriod: Duration
 }

@@ -1,5 +1,6 @@
 public import Logging
 public import ServiceLifecycle
+import Messaging
 import UnixSignals
 import Foundation
 
@@ -48,5 +49,41 @@ public enum ServiceRunner {
     public static func exit(configurationError error: ConfigurationError) -> Never {
         FileHandle.standardError.write(Data((error.description + "\n").utf8))
         Foundation.exit(78)
+    }
+
+    /// A service process from start to exit. `configure` turns the resolved common settings (and the environment)
+    /// into the service's configuration, throwing `ConfigurationError` for a bad setting; then logging and metrics
+    /// start, `assemble` builds the services (an error there, such as a database that cannot be opened, is
+    /// reported against `assemblySetting`), and they run until SIGTERM or SIGINT. A configuration error ends the
+    /// process with one line and status 78.
+    public static func serve<Configuration>(
+        _ label: String, options: CommonOptions, defaultPort: Int,
+        configure: (CommonSettings, [String: String]) throws -> Configuration,
+        describe: (Configuration) -> Logger.Metadata,
+        assemblySetting: String,
+        assemble: (Configuration, Logger) throws -> [any Service]
+    ) async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let settings: CommonSettings
+        let configuration: Configuration
+        do {
+            settings = try options.resolve(defaultPort: defaultPort, environment: environment)
+            configuration = try configure(settings, environment)
+        } catch let error as ConfigurationError {
+            exit(configurationError: error)
+        }
+        bootstrapLogging(level: settings.logLevel)
+        ServiceMetrics.bootstrap()
+        let logger = Logger(label: label)
+        let services: [any Service]
+        do {
+            services = try assemble(configuration, logger)
+        } catch {
+            exit(configurationError: ConfigurationError(setting: assemblySetting, problem: "\(error)"))
+        }
+        var metadata = describe(configuration)
+        metadata["broker"] = "\(settings.broker.redactedURL)"
+        logger.info("starting", metadata: metadata)
+        try await run(services, gracePeriod: settings.gracePeriod, logger: logger)
     }
 }

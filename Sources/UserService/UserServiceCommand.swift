@@ -24,39 +24,23 @@ public struct UserServiceCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        var configuration: UserServiceConfiguration
-        let logger: Logger
-        let gracePeriod: Duration
-        do {
-            let settings = try common.resolve(defaultPort: 8000, environment: environment)
-            let path = try Setting.sqlitePath(
-                Setting.value(databaseURL, env: "USER_DB_URL", in: environment) ?? "users.sqlite",
-                setting: "USER_DB_URL")
-            configuration = UserServiceConfiguration(
-                http: HTTPServerConfiguration(port: settings.port), databasePath: path, broker: settings.broker)
-            configuration.outboxKeepSent = try Setting.positiveInteger(
-                Setting.value(outboxKeepSent, env: "OUTBOX_KEEP_SENT", in: environment),
-                setting: "OUTBOX_KEEP_SENT", default: 10_000)
-            gracePeriod = settings.gracePeriod
-            ServiceRunner.bootstrapLogging(level: settings.logLevel)
-            logger = Logger(label: "user-service")
-        } catch let error as ConfigurationError {
-            ServiceRunner.exit(configurationError: error)
-        }
-        ServiceMetrics.bootstrap()
-        let app: UserServiceApp
-        do {
-            app = try UserServiceApp(configuration: configuration, logger: logger)
-        } catch {
-            ServiceRunner.exit(configurationError: ConfigurationError(setting: "USER_DB_URL", problem: "\(error)"))
-        }
-        logger.info(
-            "starting",
-            metadata: [
-                "port": "\(configuration.http.port)", "database": "\(configuration.databasePath)",
-                "broker": "\(configuration.broker.redactedURL)",
-            ])
-        try await ServiceRunner.run(app.services, gracePeriod: gracePeriod, logger: logger)
+        try await ServiceRunner.serve(
+            "user-service", options: common, defaultPort: 8000,
+            configure: { settings, environment in
+                let path = try Setting.sqlitePath(
+                    Setting.value(databaseURL, env: "USER_DB_URL", in: environment) ?? "users.sqlite",
+                    setting: "USER_DB_URL")
+                var configuration = UserServiceConfiguration(
+                    http: HTTPServerConfiguration(port: settings.port), databasePath: path, broker: settings.broker)
+                configuration.outboxKeepSent = try Setting.positiveInteger(
+                    Setting.value(outboxKeepSent, env: "OUTBOX_KEEP_SENT", in: environment),
+                    setting: "OUTBOX_KEEP_SENT", default: 10_000)
+                return configuration
+            },
+            describe: { ["port": "\($0.http.port)", "database": "\($0.databasePath)"] },
+            assemblySetting: "USER_DB_URL",
+            assemble: { configuration, logger in
+                try UserServiceApp(configuration: configuration, logger: logger).services
+            })
     }
 }
