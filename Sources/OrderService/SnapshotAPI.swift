@@ -1,6 +1,7 @@
 import Foundation
 import HTTPServer
 import NIOHTTP1
+import ServiceRuntime
 import Storage
 
 /// The order service's read API, on its admin port.
@@ -23,19 +24,6 @@ struct SnapshotAPI: Sendable {
         }
     }
 
-    private struct Page: Encodable {
-        var items: [SnapshotBody]
-        var next: String?
-
-        enum CodingKeys: CodingKey { case items, next }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(items, forKey: .items)
-            try container.encode(next, forKey: .next)
-        }
-    }
-
     func register(in router: inout Router) {
         router.add(.GET, "/snapshots/users") { request in try await list(request) }
         router.add(.GET, "/snapshots/users/{id}") { request in try await show(request) }
@@ -55,14 +43,7 @@ struct SnapshotAPI: Sendable {
     }
 
     private func list(_ request: HTTPRequest) async throws -> HTTPResponse {
-        var limit = 50
-        if let text = request.query["limit"] {
-            guard let value = Int(text), (1...500).contains(value) else {
-                throw HTTPError(
-                    .unprocessableEntity, error: "validation_failed", detail: "limit: must be a whole number from 1 to 500")
-            }
-            limit = value
-        }
+        let limit = try Page<SnapshotBody>.limit(request)
         let page = try await read { try await store.snapshots(after: request.query["after"] ?? "", limit: limit) }
         return .json(Page(items: page.snapshots.map(SnapshotBody.init), next: page.next))
     }

@@ -2,19 +2,8 @@ import Foundation
 import HTTPServer
 import NIOHTTP1
 
-/// Keyset pagination: a page ends with an opaque cursor naming the last position shown.
+/// The user list's cursors: opaque strings naming the last position shown.
 enum Pagination {
-    /// The `limit` query parameter.
-    static func limit(_ text: String?, sizes: ClosedRange<Int>, default value: Int) throws -> Int {
-        guard let text else { return value }
-        guard let limit = Int(text), sizes.contains(limit) else {
-            throw HTTPError(
-                .unprocessableEntity, error: "validation_failed",
-                detail: "limit: must be a whole number from \(sizes.lowerBound) to \(sizes.upperBound)")
-        }
-        return limit
-    }
-
     /// The position an `after` cursor names (0 = from the start).
     static func position(_ cursor: String?) throws -> Int64 {
         guard let cursor else { return 0 }

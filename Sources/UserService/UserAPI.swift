@@ -3,6 +3,7 @@ import Foundation
 import HTTPServer
 import Logging
 import NIOHTTP1
+import ServiceRuntime
 import Storage
 
 /// The HTTP API of the user service. `openapi.json` (served at `/openapi.json`) documents it; a test keeps
@@ -11,10 +12,6 @@ struct UserAPI: Sendable {
     let store: UserStore
     let relay: OutboxRelay
     let logger: Logger
-
-    /// Page sizes for `GET /users`.
-    static let pageSizes = 1...500
-    static let defaultPageSize = 50
 
     func register(in router: inout Router) {
         router.add(.POST, "/users", acceptsJSON: true) { request in try await traced(request, create) }
@@ -77,10 +74,10 @@ struct UserAPI: Sendable {
     }
 
     private func list(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let limit = try Pagination.limit(request.query["limit"], sizes: Self.pageSizes, default: Self.defaultPageSize)
+        let limit = try Page<UserBody>.limit(request)
         let after = try Pagination.position(request.query["after"])
         let page = try await storeCall { try await store.users(after: after, limit: limit) }
-        return .json(UserPage(items: page.users.map(UserBody.init), next: page.next.map(Pagination.cursor)))
+        return .json(Page(items: page.users.map(UserBody.init), next: page.next.map(Pagination.cursor)))
     }
 
     private func show(_ request: HTTPRequest) async throws -> HTTPResponse {
@@ -235,19 +232,5 @@ struct UserBody: Encodable {
         version = user.version
         created_at = user.createdAt
         updated_at = user.updatedAt
-    }
-}
-
-/// A page of a keyset-paginated list.
-struct UserPage: Encodable {
-    var items: [UserBody]
-    var next: String?
-
-    enum CodingKeys: CodingKey { case items, next }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(items, forKey: .items)
-        try container.encode(next, forKey: .next)  // null on the last page, not absent
     }
 }
