@@ -95,15 +95,16 @@ final class DatabaseThread: Sendable {
 
     /// Queues `job`, or fails it at once when the thread is closing.
     func submit(_ job: DatabaseJob) {
-        let accepted = state.withLock { state in
-            guard !state.isClosing else { return false }
+        // Only a job that finds the queue empty wakes the thread: it takes everything queued when it looks.
+        let outcome: (accepted: Bool, wake: Bool) = state.withLock { state in
+            guard !state.isClosing else { return (false, false) }
             state.jobs.append(job)
-            return true
+            return (true, state.jobs.count == 1)
         }
-        if accepted {
-            wakeUp.signal()
-        } else {
+        if !outcome.accepted {
             job.fail(DatabaseError.closed(closedMessage))
+        } else if outcome.wake {
+            wakeUp.signal()
         }
     }
 
@@ -136,7 +137,6 @@ final class DatabaseThread: Sendable {
 
     private func runLoop(_ connection: Connection, process: (Connection, [DatabaseJob]) -> Void) {
         while true {
-            wakeUp.wait()
             let batch: [DatabaseJob]? = state.withLock { state in
                 if state.jobs.isEmpty {
                     return state.isClosing ? nil : []
@@ -146,7 +146,9 @@ final class DatabaseThread: Sendable {
                 return Array(state.jobs.prefix(count))
             }
             guard let batch else { break }
-            if !batch.isEmpty {
+            if batch.isEmpty {
+                wakeUp.wait()  // sleeps only while nothing is queued
+            } else {
                 process(connection, batch)
             }
         }
