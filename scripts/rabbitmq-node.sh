@@ -58,6 +58,8 @@ export RABBITMQ_CONFIG_FILE="$dir/rabbitmq"
 export RABBITMQ_ADVANCED_CONFIG_FILE="$dir/advanced.config"
 export RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
 export RABBITMQ_LOGS="$dir/log/node.log"
+# Erlang writes crash dumps (of the node or of rabbitmqctl) into the working directory unless told otherwise.
+export ERL_CRASH_DUMP="$dir/log/erl_crash.dump"
 
 ctl() { "$rabbit_bin/rabbitmqctl" -n "$NODE_NAME" "$@"; }
 

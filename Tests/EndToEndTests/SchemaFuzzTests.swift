@@ -18,6 +18,8 @@ struct SchemaFuzzTests {
         let output = "\(system.directory)/schemathesis.log"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        // Schemathesis keeps a cache in its working directory: keep it out of the repository.
+        process.currentDirectoryURL = URL(fileURLWithPath: system.directory)
         process.arguments = [
             "schemathesis", "run", "http://127.0.0.1:\(system.userPort)/openapi.json",
             "--checks", "all", "--exclude-checks", "positive_data_acceptance,ensure_resource_availability",
