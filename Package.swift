@@ -1,6 +1,17 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+// The tree reads as the architecture, bottom up:
+//   Sources/Foundations  C shims (CSQLite, CRabbitMQ) and the event types every service shares (Common)
+//   Sources/Platform     infrastructure with no business rules: Storage (SQLite), Messaging (AMQP), HTTPServer
+//   Sources/Runtime      how a service process runs: ServiceRuntime (options, life cycle, health, metrics)
+//   Sources/Services     the three services' logic, as libraries
+//   Sources/Executables  thin `main`s over the service libraries
+//   Sources/Tools        operator and benchmark commands
+//   Tests/Unit           tests that need no broker and no database server (`make test-unit`)
+//   Tests/Integration    tests against a real RabbitMQ node and the real executables
+//   Tests/Support        helpers shared by the tests
+
 let upcoming: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
@@ -28,131 +39,92 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
+        // MARK: Foundations
         .systemLibrary(
-            name: "CSQLite", pkgConfig: "sqlite3",
+            name: "CSQLite", path: "Sources/Foundations/CSQLite", pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
         .systemLibrary(
-            name: "CRabbitMQ", pkgConfig: "librabbitmq",
+            name: "CRabbitMQ", path: "Sources/Foundations/CRabbitMQ", pkgConfig: "librabbitmq",
             providers: [.apt(["librabbitmq-dev"]), .brew(["rabbitmq-c"])]),
+        library("Common", in: "Foundations", dependencies: [logging]),
 
-        .target(
-            name: "Common",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
-            swiftSettings: upcoming),
-        .target(
-            name: "Storage",
-            dependencies: ["CSQLite", .product(name: "Logging", package: "swift-log"), metrics],
-            swiftSettings: upcoming),
-        .target(
-            name: "Messaging",
-            dependencies: [
-                "CRabbitMQ", metrics,
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            swiftSettings: upcoming),
-        .target(
-            name: "HTTPServer",
-            dependencies: [
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            swiftSettings: upcoming),
+        // MARK: Platform
+        library("Storage", in: "Platform", dependencies: ["CSQLite", logging, metrics]),
+        library("Messaging", in: "Platform", dependencies: ["CRabbitMQ", metrics, logging, serviceLifecycle]),
+        library("HTTPServer", in: "Platform", dependencies: [nio("NIOCore"), nio("NIOPosix"), nio("NIOHTTP1"), logging, serviceLifecycle]),
 
-        .target(
-            name: "ServiceRuntime",
+        // MARK: Runtime
+        library(
+            "ServiceRuntime", in: "Runtime",
             dependencies: [
-                "Common", "Messaging", "HTTPServer", metrics,
+                "Common", "Messaging", "HTTPServer", metrics, nio("NIOHTTP1"), logging, serviceLifecycle, argumentParser,
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: upcoming),
+            ]),
+
+        // MARK: Services
         .target(
-            name: "UserService",
-            dependencies: serviceDependencies,
-            resources: [.copy("openapi.json")],
-            swiftSettings: upcoming),
+            name: "UserService", dependencies: serviceDependencies, path: "Sources/Services/UserService",
+            resources: [.copy("openapi.json")], swiftSettings: upcoming),
+        library("NotificationService", in: "Services", dependencies: serviceDependencies + [yams]),
+        library("OrderService", in: "Services", dependencies: serviceDependencies),
+
+        // MARK: Executables
+        executable("user-service", in: "Executables", dependencies: ["UserService", argumentParser]),
+        executable("notification-service", in: "Executables", dependencies: ["NotificationService", argumentParser]),
+        executable("order-service", in: "Executables", dependencies: ["OrderService", argumentParser]),
+
+        // MARK: Tools
+        executable("requeue-dead-letters", in: "Tools", dependencies: ["ServiceRuntime", argumentParser]),
+        library(
+            "Benchmark", in: "Tools",
+            dependencies: ["Common", "Storage", "Messaging", logging, .product(name: "Histogram", package: "hdrhistogram-swift")]),
+        executable("user-events-bench", in: "Tools", dependencies: ["Benchmark", argumentParser]),
+
+        // MARK: Tests
         .target(
-            name: "NotificationService",
-            dependencies: serviceDependencies + [.product(name: "Yams", package: "Yams")],
-            swiftSettings: upcoming),
-        .target(
-            name: "OrderService",
-            dependencies: serviceDependencies,
+            name: "TestSupport", dependencies: ["Common", "Messaging", logging], path: "Tests/Support/TestSupport",
             swiftSettings: upcoming),
 
-        .executableTarget(name: "user-service", dependencies: ["UserService", argumentParser], swiftSettings: upcoming),
-        .executableTarget(
-            name: "notification-service", dependencies: ["NotificationService", argumentParser],
-            swiftSettings: upcoming),
-        .executableTarget(name: "order-service", dependencies: ["OrderService", argumentParser], swiftSettings: upcoming),
-        .executableTarget(
-            name: "requeue-dead-letters", dependencies: ["ServiceRuntime", argumentParser], swiftSettings: upcoming),
+        test("CommonTests", in: "Unit", dependencies: ["Common"]),
+        test("StorageTests", in: "Unit", dependencies: ["Storage", "TestSupport"]),
+        test("HTTPServerTests", in: "Unit", dependencies: ["HTTPServer", "TestSupport", nio("NIOEmbedded")]),
+        test("BenchmarkTests", in: "Unit", dependencies: ["Benchmark", .product(name: "Histogram", package: "hdrhistogram-swift")]),
 
-        .target(
-            name: "Benchmark",
-            dependencies: [
-                "Common", "Storage", "Messaging",
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: upcoming),
-        .executableTarget(
-            name: "user-events-bench", dependencies: ["Benchmark", argumentParser], swiftSettings: upcoming),
-
-        .target(
-            name: "TestSupport",
-            dependencies: ["Common", "Messaging", .product(name: "Logging", package: "swift-log")],
-            path: "Tests/TestSupport",
-            swiftSettings: upcoming),
-        .testTarget(name: "CommonTests", dependencies: ["Common"], swiftSettings: upcoming),
-        .testTarget(
-            name: "BenchmarkTests",
-            dependencies: ["Benchmark", .product(name: "Histogram", package: "hdrhistogram-swift")],
-            swiftSettings: upcoming),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"], swiftSettings: upcoming),
-        .testTarget(name: "MessagingTests", dependencies: ["Messaging", "TestSupport"], swiftSettings: upcoming),
-        .testTarget(
-            name: "HTTPServerTests",
-            dependencies: [
-                "HTTPServer", "TestSupport",
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-            ],
-            swiftSettings: upcoming),
-        .testTarget(
-            name: "ServiceTests",
+        test("MessagingTests", in: "Integration", dependencies: ["Messaging", "TestSupport"]),
+        test(
+            "ServiceTests", in: "Integration",
             dependencies: [
                 "UserService", "NotificationService", "OrderService", "ServiceRuntime", "TestSupport",
-                "Messaging", "HTTPServer", argumentParser, metrics,
+                "Messaging", "HTTPServer", argumentParser, metrics, nio("NIOHTTP1"), logging, yams,
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
-            ],
-            swiftSettings: upcoming),
-        .testTarget(
-            name: "EndToEndTests",
-            dependencies: ["Common", "Storage", "Messaging", "TestSupport"],
-            swiftSettings: upcoming),
+            ]),
+        test("EndToEndTests", in: "Integration", dependencies: ["Common", "Storage", "Messaging", "TestSupport"]),
     ]
 )
 
+/// A library target in `Sources/<layer>/<name>`.
+func library(_ name: String, in layer: String, dependencies: [Target.Dependency]) -> Target {
+    .target(name: name, dependencies: dependencies, path: "Sources/\(layer)/\(name)", swiftSettings: upcoming)
+}
+
+/// An executable target in `Sources/<layer>/<name>`.
+func executable(_ name: String, in layer: String, dependencies: [Target.Dependency]) -> Target {
+    .executableTarget(name: name, dependencies: dependencies, path: "Sources/\(layer)/\(name)", swiftSettings: upcoming)
+}
+
+/// A test target in `Tests/<kind>/<name>`.
+func test(_ name: String, in kind: String, dependencies: [Target.Dependency]) -> Target {
+    .testTarget(name: name, dependencies: dependencies, path: "Tests/\(kind)/\(name)", swiftSettings: upcoming)
+}
+
+func nio(_ product: String) -> Target.Dependency { .product(name: product, package: "swift-nio") }
 var argumentParser: Target.Dependency { .product(name: "ArgumentParser", package: "swift-argument-parser") }
 var metrics: Target.Dependency { .product(name: "Metrics", package: "swift-metrics") }
+var logging: Target.Dependency { .product(name: "Logging", package: "swift-log") }
+var serviceLifecycle: Target.Dependency { .product(name: "ServiceLifecycle", package: "swift-service-lifecycle") }
+var yams: Target.Dependency { .product(name: "Yams", package: "Yams") }
 
 var serviceDependencies: [Target.Dependency] {
-    [
-        "Common", "Storage", "Messaging", "HTTPServer", "ServiceRuntime", metrics,
-        .product(name: "NIOHTTP1", package: "swift-nio"),
-        .product(name: "Logging", package: "swift-log"),
-        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-        .product(name: "ArgumentParser", package: "swift-argument-parser"),
-    ]
+    ["Common", "Storage", "Messaging", "HTTPServer", "ServiceRuntime", metrics, nio("NIOHTTP1"), logging, serviceLifecycle, argumentParser]
 }

@@ -70,7 +70,7 @@ public final class TestBroker: Sendable {
     /// `atexit` does not run when the test process is killed (and was seen not to finish under some `swift test`
     /// pipelines), so a detached shell also stops the node once this process is gone.
     private static func startWatchdog(directory: String) throws {
-        let script = repositoryRoot.appendingPathComponent("scripts/rabbitmq-node.sh").path
+        let script = "\(repositoryRoot)/scripts/rabbitmq-node.sh"
         let watch = """
             while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done
             "$0" stop "$1"; rm -rf "$1"
@@ -128,11 +128,6 @@ public final class TestBroker: Sendable {
 
     // MARK: - Subprocesses
 
-    private static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent()  // TestSupport
-        .deletingLastPathComponent()  // Tests
-        .deletingLastPathComponent()
-
     private static func runScript(_ arguments: [String], environment: [String: String] = [:]) async throws -> String {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
@@ -153,7 +148,7 @@ public final class TestBroker: Sendable {
             unlink(outputPath)
             unlink(errorPath)
         }
-        let script = repositoryRoot.appendingPathComponent("scripts/rabbitmq-node.sh").path
+        let script = "\(repositoryRoot)/scripts/rabbitmq-node.sh"
         let pid = try spawn(
             ["/bin/bash", script] + arguments, output: outputPath, errors: errorPath, environment: environment)
         var status: Int32 = 0

@@ -90,7 +90,7 @@ public final class ServiceProcess: Sendable {
 /// The repository's root directory, found from this file's path.
 public let repositoryRoot: String = {
     var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
+    for _ in 0..<4 { url.deleteLastPathComponent() }  // ServiceProcess.swift, TestSupport, Support, Tests
     return url.path
 }()
 
