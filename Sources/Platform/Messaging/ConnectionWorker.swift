@@ -102,10 +102,8 @@ final class ConnectionWorker {
     /// Returns `false` if shutdown was requested.
     private func backOff() -> Bool {
         let bounds = loop.configuration.reconnectDelay
-        let exponent = min(max(failedAttempts - 1, 0), 30)
-        let ceiling = min(bounds.upperBound, bounds.lowerBound * (1 << exponent))
-        let delay = max(bounds.lowerBound, ceiling * Double.random(in: 0.5...1.0))
-        let deadline = ContinuousClock.now + delay
+        let backoff = Backoff(initial: bounds.lowerBound, maximum: bounds.upperBound)
+        let deadline = ContinuousClock.now + backoff.delay(attempt: failedAttempts)
         while true {
             let work = loop.takeWork()
             if !work.settlements.isEmpty {

@@ -101,7 +101,7 @@ public final class DeliveryLoop: Service, Sendable {
                 logger.warning(
                     "delivery failed, will retry",
                     metadata: metadata(delivery).merging(["attempt": "\(attempt)", "error": "\(error)"]) { $1 })
-                guard (try? await Task.sleep(for: Backoff.delay(attempt: attempt))) != nil else { return }
+                guard (try? await Task.sleep(for: Backoff.retry.delay(attempt: attempt))) != nil else { return }
             }
         }
     }
@@ -130,7 +130,7 @@ public final class DeliveryLoop: Service, Sendable {
             } catch {
                 logger.warning("could not move message to \(deadQueue), will retry", metadata: ["error": "\(error)"])
                 // Not acked: if this task ends here, the broker redelivers the message later.
-                guard (try? await Task.sleep(for: Backoff.delay(attempt: attempt))) != nil else { return }
+                guard (try? await Task.sleep(for: Backoff.retry.delay(attempt: attempt))) != nil else { return }
             }
         }
     }
@@ -168,14 +168,5 @@ extension DeliveryLoop {
                 return counter
             }
         }
-    }
-}
-
-/// Retry delays: 50 ms doubling per attempt, capped at 5 s, with up to 50% jitter so retries spread out.
-public enum Backoff {
-    /// The delay before retry number `attempt` (1-based).
-    public static func delay(attempt: Int) -> Duration {
-        let base = min(5_000.0, 50.0 * pow(2.0, Double(min(max(0, attempt - 1), 16))))
-        return .milliseconds(Int(base * Double.random(in: 0.5...1.0)))
     }
 }

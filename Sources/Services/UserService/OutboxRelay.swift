@@ -97,7 +97,7 @@ final class OutboxRelay: Service, Sendable {
             } catch {
                 guard retrying else { return }
                 failures += 1
-                let delay = Backoff.delay(attempt: failures)
+                let delay = Backoff.retry.delay(attempt: failures)
                 logger.warning("outbox publish failed, will retry", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
                 guard (try? await Task.sleep(for: delay)) != nil else { return }
             }
