@@ -4,7 +4,8 @@ import PackageDescription
 // The tree reads as the architecture, bottom up:
 //   Sources/Foundations  C shims (CSQLite, CRabbitMQ) and the event types every service shares (Common)
 //   Sources/Platform     infrastructure with no business rules: Storage (SQLite), Messaging (AMQP), HTTPServer
-//   Sources/Runtime      how a service process runs: ServiceRuntime (options, life cycle, health, metrics)
+//   Sources/Runtime      how a service process runs: ServiceRuntime (options, life cycle, health, metrics), and
+//                        Delivery (when a consumed message is acked, retried or dead-lettered)
 //   Sources/Services     the three services' logic, as libraries
 //   Sources/Executables  thin `main`s over the service libraries
 //   Sources/Tools        operator and benchmark commands
@@ -57,17 +58,20 @@ let package = Package(
         library(
             "ServiceRuntime", in: "Runtime",
             dependencies: [
-                "Common", "Messaging", "HTTPServer", metrics, nio("NIOHTTP1"), logging, serviceLifecycle, argumentParser,
+                "Messaging", "HTTPServer", metrics, nio("NIOHTTP1"), logging, serviceLifecycle, argumentParser,
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]),
+        library(
+            "Delivery", in: "Runtime",
+            dependencies: ["Common", "Messaging", "ServiceRuntime", metrics, logging, serviceLifecycle]),
 
         // MARK: Services
         .target(
             name: "UserService", dependencies: serviceDependencies, path: "Sources/Services/UserService",
             resources: [.copy("openapi.json")], swiftSettings: upcoming),
-        library("NotificationService", in: "Services", dependencies: serviceDependencies + [yams]),
-        library("OrderService", in: "Services", dependencies: serviceDependencies),
+        library("NotificationService", in: "Services", dependencies: serviceDependencies + ["Delivery", yams]),
+        library("OrderService", in: "Services", dependencies: serviceDependencies + ["Delivery"]),
 
         // MARK: Executables
         executable("user-service", in: "Executables", dependencies: ["UserService", argumentParser]),
@@ -75,7 +79,9 @@ let package = Package(
         executable("order-service", in: "Executables", dependencies: ["OrderService", argumentParser]),
 
         // MARK: Tools
-        executable("requeue-dead-letters", in: "Tools", dependencies: ["ServiceRuntime", argumentParser]),
+        executable(
+            "requeue-dead-letters", in: "Tools",
+            dependencies: ["Common", "Messaging", "Delivery", "ServiceRuntime", logging, argumentParser]),
         library(
             "Benchmark", in: "Tools",
             dependencies: ["Common", "Storage", "Messaging", logging, .product(name: "Histogram", package: "hdrhistogram-swift")]),
@@ -95,7 +101,7 @@ let package = Package(
         test(
             "ServiceTests", in: "Integration",
             dependencies: [
-                "UserService", "NotificationService", "OrderService", "ServiceRuntime", "TestSupport",
+                "UserService", "NotificationService", "OrderService", "ServiceRuntime", "Delivery", "TestSupport",
                 "Messaging", "HTTPServer", argumentParser, metrics, nio("NIOHTTP1"), logging, yams,
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),

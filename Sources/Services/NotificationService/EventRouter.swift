@@ -1,10 +1,9 @@
 import Common
-import Foundation
+import Delivery
 import Logging
 import Messaging
 import Metrics
 import ServiceRuntime
-import Synchronization
 
 /// Forwards each event from `queue_dispatch` to the queues its type is routed to.
 ///
@@ -39,18 +38,19 @@ struct EventRouter: Sendable {
 
         let destinations = table.value.destinations(for: eventType)
         guard !destinations.isEmpty else {
-            properties.headers[HeaderName.error] = "no route for event type '\(eventType)'"
-            properties.headers[HeaderName.failedAt] = Timestamp.format(Date())
-            properties.headers[HeaderName.originalQueue] = sourceQueue
-            try await publisher.publish(
-                [OutboundMessage(queue: QueueName.unrouted, body: delivery.body, properties: properties)])
+            let letter = DeadLetter(reason: "no route for event type '\(eventType)'")
+            try await publisher.publish([
+                OutboundMessage(
+                    queue: QueueName.unrouted, body: delivery.body,
+                    properties: letter.marking(properties, movedFrom: sourceQueue))
+            ])
             metrics.unrouted.increment()
             logger.warning("event has no route, moved to \(QueueName.unrouted)", metadata: metadata)
             return
         }
         try await publisher.publish(
             destinations.map { OutboundMessage(queue: $0, body: delivery.body, properties: properties) })
-        for destination in destinations { metrics.forwarded(to: destination).increment() }
+        for destination in destinations { metrics.forwarded.labelled(destination).increment() }
         metadata["destinations"] = "\(destinations.joined(separator: ","))"
         logger.debug("event forwarded", metadata: metadata)
     }
@@ -58,24 +58,8 @@ struct EventRouter: Sendable {
 
 /// `events_forwarded_total{destination}` (one per confirmed copy) and `events_unrouted_total`.
 ///
-/// Destinations come from the routing table, so the label set is bounded by it; each counter is made on first use.
-final class ForwardingMetrics: Sendable {
-    let unrouted: Counter
-    private let factory: any MetricsFactory
-    private let forwardedByDestination = Mutex<[String: Counter]>([:])
-
-    init() {
-        factory = MetricsSystem.factory
-        unrouted = Counter(label: "events_unrouted_total", factory: factory)
-    }
-
-    func forwarded(to destination: String) -> Counter {
-        forwardedByDestination.withLock { counters in
-            if let counter = counters[destination] { return counter }
-            let counter = Counter(
-                label: "events_forwarded_total", dimensions: [("destination", destination)], factory: factory)
-            counters[destination] = counter
-            return counter
-        }
-    }
+/// Destinations come from the routing table, so the label set is bounded by it.
+struct ForwardingMetrics: Sendable {
+    let unrouted = Counter(label: "events_unrouted_total", factory: MetricsSystem.factory)
+    let forwarded = MetricFamily(counter: "events_forwarded_total", varying: ["destination"])
 }

@@ -3,6 +3,7 @@ public import HTTPServer
 public import Logging
 public import Messaging
 public import ServiceLifecycle
+import Delivery
 import ServiceRuntime
 
 /// Everything the notification service needs to start.

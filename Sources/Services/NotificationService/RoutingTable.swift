@@ -1,4 +1,4 @@
-public import Common
+import Common
 import Foundation
 import Yams
 

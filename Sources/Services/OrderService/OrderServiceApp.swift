@@ -5,6 +5,7 @@ public import Logging
 public import Messaging
 public import ServiceLifecycle
 import Metrics
+import Delivery
 import ServiceRuntime
 
 /// Everything the order service needs to start.

@@ -1,5 +1,4 @@
 import ArgumentParser
-import ServiceRuntime
 
 @main
 enum Main {

@@ -1,4 +1,5 @@
 import Common
+import Delivery
 import Foundation
 import HTTPServer
 import Logging

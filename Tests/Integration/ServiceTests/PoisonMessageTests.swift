@@ -3,7 +3,6 @@ import Foundation
 import HTTPServer
 import Logging
 import Messaging
-import ServiceRuntime
 import Storage
 import TestSupport
 import Testing
@@ -69,9 +68,13 @@ struct PoisonMessageTests {
         // The fix, then the documented way back.
         try admin.execute("DROP TRIGGER poison")
         admin.close()
-        let moved = try await DeadLetterRequeue.move(
-            queue: QueueName.order, broker: try BrokerConfiguration(url: url), logger: Logger(label: "requeue"))
-        #expect(moved == 1)
+        let requeue = ServiceProcess(
+            "requeue-dead-letters", arguments: ["--queue", QueueName.order, "--rabbitmq-url", url], environment: [:],
+            logDirectory: directory)
+        try requeue.start()
+        let status = try await requeue.stop(signal: 0, timeout: .seconds(30))
+        #expect(status == 0, "\(requeue.logTail())")
+        #expect(requeue.log().contains("moved 1 message(s) from queue_order.dead to queue_order"), "\(requeue.logTail())")
         try await eventually("the requeued message is applied") {
             try await httpRequest("GET", port: port, path: "/snapshots/users/poison").status == 200
         }

@@ -1,15 +1,17 @@
-public import ArgumentParser
+import ArgumentParser
 import Common
+import Delivery
 import Foundation
+import Logging
+import Messaging
+import ServiceRuntime
 import Synchronization
-public import Logging
-public import Messaging
 
 /// Moves messages from `<queue>.dead` back to `<queue>` after the cause was fixed: each one is published
 /// (confirmed) without the dead-letter headers, then acked on the dead-letter queue, so none is lost on the way.
-public enum DeadLetterRequeue {
+enum DeadLetterRequeue {
     /// Moves up to `limit` messages; stops when the dead-letter queue stays empty for `idle`. Returns how many moved.
-    public static func move(
+    static func move(
         queue: String, broker: BrokerConfiguration, limit: Int = .max, idle: Duration = .seconds(1), logger: Logger
     ) async throws -> Int {
         let deadQueue = QueueName.deadLetter(for: queue)
@@ -33,12 +35,10 @@ public enum DeadLetterRequeue {
             group.addTask {
                 var moved = 0
                 for await delivery in consumer.deliveries {
-                    var properties = delivery.properties
-                    for header in [HeaderName.error, HeaderName.failedAt, HeaderName.originalQueue, HeaderName.attempts] {
-                        properties.headers[header] = nil
-                    }
-                    let target = delivery.properties.headers[HeaderName.originalQueue] ?? queue
-                    try await publisher.publish([OutboundMessage(queue: target, body: delivery.body, properties: properties)])
+                    let (properties, originalQueue) = DeadLetter.unmarking(delivery.properties)
+                    try await publisher.publish([
+                        OutboundMessage(queue: originalQueue ?? queue, body: delivery.body, properties: properties)
+                    ])
                     consumer.ack(delivery)
                     moved += 1
                     lastActivity.touch()
@@ -74,23 +74,21 @@ public enum DeadLetterRequeue {
 }
 
 /// `requeue-dead-letters`: moves messages from `<queue>.dead` back to `<queue>`.
-public struct RequeueDeadLettersCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
+struct RequeueDeadLettersCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
         commandName: "requeue-dead-letters",
         abstract: "Moves messages from <queue>.dead back to <queue> once the cause is fixed (confirmed publish, then ack).")
 
     @Option(help: "The queue whose dead letters to move back, e.g. queue_order or queue_dispatch.")
-    public var queue: String
+    var queue: String
 
     @Option(help: "Move at most this many messages.")
-    public var limit: Int?
+    var limit: Int?
 
     @Option(name: .customLong("rabbitmq-url"), help: "amqp://user:pass@host:port/vhost (env RABBITMQ_URL).")
-    public var rabbitmqURL: String?
+    var rabbitmqURL: String?
 
-    public init() {}
-
-    public func run() async throws {
+    func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let broker: BrokerConfiguration
         do {

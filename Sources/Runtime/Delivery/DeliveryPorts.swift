@@ -1,0 +1,19 @@
+import Messaging
+
+/// Where the ``DeliveryLoop`` takes deliveries from and acks them: Messaging's `Consumer` (a stand-in in tests).
+protocol DeliverySource: Sendable {
+    /// The deliveries, for one reader; the loop ends when the stream finishes.
+    var deliveries: AsyncStream<Delivery> { get }
+    /// Acknowledges `delivery` (and, with `multiple`, every earlier one); does not block.
+    func ack(_ delivery: Delivery, multiple: Bool)
+}
+
+/// Where the ``DeliveryLoop`` moves messages: Messaging's `Publisher` (a stand-in in tests).
+protocol ConfirmedPublisher: Sendable {
+    /// Returns once the broker confirmed every message; throws when any was not.
+    func publish(_ messages: [OutboundMessage]) async throws
+}
+
+extension Consumer: DeliverySource {}
+
+extension Publisher: ConfirmedPublisher {}
