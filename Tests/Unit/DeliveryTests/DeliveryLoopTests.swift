@@ -1,0 +1,150 @@
+import Common
+import Foundation
+import Messaging
+import Metrics
+import MetricsTestKit
+import Synchronization
+import Testing
+
+@testable import Delivery
+
+/// The delivery loop against stand-ins for the consumer and the publisher: what is acked, retried and moved, in which
+/// order, and what is counted. No broker.
+struct DeliveryLoopTests {
+    private struct Failure: Error, CustomStringConvertible {
+        var description: String { "the handler failed" }
+    }
+
+    /// How often the handler ran, per message id.
+    private final class Calls: Sendable {
+        private let counts = Mutex<[String: Int]>([:])
+
+        /// Counts a call and returns its number (1-based).
+        func count(_ delivery: Delivery) -> Int {
+            counts.withLock { counts in
+                let id = delivery.properties.messageID ?? ""
+                counts[id, default: 0] += 1
+                return counts[id] ?? 0
+            }
+        }
+
+        func of(_ id: String) -> Int { counts.withLock { $0[id] ?? 0 } }
+    }
+
+    private let queue = "queue_test"
+
+    /// Runs a loop over `deliveries` until every one was handled; returns the journal and the metrics it recorded.
+    private func run(
+        _ deliveries: [Delivery], maxAttempts: Int = 5, publishFailures: Int = 0, concurrency: Int = 4,
+        handler: @escaping DeliveryLoop.Handler
+    ) async throws -> (Journal, TestMetrics) {
+        let journal = Journal()
+        let metrics = TestMetrics()
+        let loop = withMetricsFactory(metrics) {
+            DeliveryLoop(
+                queue: queue, source: ScriptedSource(journal, deliveries: deliveries),
+                publisher: ScriptedPublisher(journal, failures: publishFailures), concurrency: concurrency,
+                policy: DeliveryPolicy(maxAttempts: maxAttempts), logger: quietLogger, handler: handler)
+        }
+        try await loop.run()
+        return (journal, metrics)
+    }
+
+    private func counter(_ metrics: TestMetrics, _ label: String, _ dimensions: [(String, String)]) -> Int64? {
+        try? metrics.expectCounter(label, dimensions).totalValue
+    }
+
+    @Test func aHandlerThatReturnsIsAckedAndNothingIsPublished() async throws {
+        let (journal, metrics) = try await run([delivery(id: "a"), delivery(id: "b")]) { _ in }
+        #expect(journal.all.count == 2)
+        #expect(Set(journal.all) == [.acked("a"), .acked("b")])
+        #expect(counter(metrics, "events_consumed_total", [("queue", queue)]) == 2)
+        #expect(metrics.counters(label: "events_dead_lettered_total").isEmpty)
+    }
+
+    @Test func anInvalidMessageIsDeadLetteredAtOnceWithTheHeaders() async throws {
+        let calls = Calls()
+        let before = Date()
+        let original = delivery(id: "bad", body: "not json", headers: ["traceparent": "00-abc-def-01"])
+        let (journal, metrics) = try await run([original]) { delivery in
+            _ = calls.count(delivery)
+            throw InvalidMessage("body is not JSON", code: "invalid_json")
+        }
+        #expect(calls.of("bad") == 1, "no retries")
+        #expect(journal.all == [.published(queue: "queue_test.dead"), .acked("bad")])
+        let moved = try #require(journal.published.first)
+        #expect(moved.body == original.body)
+        let headers = moved.properties.headers
+        #expect(headers["x-error"] == "body is not JSON")
+        #expect(headers["x-original-queue"] == queue)
+        #expect(headers["x-attempts"] == "1")
+        #expect(headers["traceparent"] == "00-abc-def-01", "the original headers travel along")
+        let failedAt = try #require(headers["x-failed-at"].flatMap(Timestamp.parse))
+        #expect(failedAt.timeIntervalSince(before) > -1 && failedAt.timeIntervalSinceNow < 1)
+        #expect(moved.properties.messageID == "bad")
+        #expect(counter(metrics, "events_dead_lettered_total", [("queue", queue), ("reason", "invalid_json")]) == 1)
+        #expect(counter(metrics, "events_consumed_total", [("queue", queue)]) == 1)
+    }
+
+    @Test func otherErrorsAreRetriedUpToMaxAttemptsThenDeadLettered() async throws {
+        let calls = Calls()
+        let (journal, metrics) = try await run([delivery(id: "poison")], maxAttempts: 3) { delivery in
+            _ = calls.count(delivery)
+            throw Failure()
+        }
+        #expect(calls.of("poison") == 3)
+        #expect(journal.all == [.published(queue: "queue_test.dead"), .acked("poison")])
+        let headers = try #require(journal.published.first).properties.headers
+        #expect(headers["x-attempts"] == "3")
+        #expect(headers["x-error"] == "the handler failed")
+        #expect(counter(metrics, "events_dead_lettered_total", [("queue", queue), ("reason", "max_attempts")]) == 1)
+        #expect(counter(metrics, "events_consumed_total", [("queue", queue)]) == 1, "a retry is not a new delivery")
+    }
+
+    @Test func aHandlerThatSucceedsOnARetryIsAcked() async throws {
+        let calls = Calls()
+        let (journal, metrics) = try await run([delivery(id: "flaky")], maxAttempts: 3) { delivery in
+            if calls.count(delivery) == 1 { throw Failure() }
+        }
+        #expect(calls.of("flaky") == 2)
+        #expect(journal.all == [.acked("flaky")])
+        #expect(metrics.counters(label: "events_dead_lettered_total").isEmpty)
+    }
+
+    @Test func aFailedMoveIsRetriedAndTheOriginalIsAckedOnlyAfterTheConfirm() async throws {
+        let (journal, metrics) = try await run([delivery(id: "bad")], publishFailures: 2) { _ in
+            throw InvalidMessage("no", code: "invalid_event")
+        }
+        #expect(journal.all == [.publishFailed, .publishFailed, .published(queue: "queue_test.dead"), .acked("bad")])
+        #expect(counter(metrics, "events_dead_lettered_total", [("queue", queue), ("reason", "invalid_event")]) == 1)
+    }
+
+    @Test func eachReasonCodeIsCountedInItsOwnSeries() async throws {
+        let deliveries = ["j1", "j2", "e1", "p1"].map { delivery(id: $0) }
+        let (_, metrics) = try await run(deliveries, maxAttempts: 1) { delivery in
+            switch delivery.properties.messageID?.first {
+            case "j": throw InvalidMessage("json", code: "invalid_json")
+            case "e": throw InvalidMessage("event", code: "invalid_event")
+            default: throw Failure()
+            }
+        }
+        #expect(counter(metrics, "events_dead_lettered_total", [("queue", queue), ("reason", "invalid_json")]) == 2)
+        #expect(counter(metrics, "events_dead_lettered_total", [("queue", queue), ("reason", "invalid_event")]) == 1)
+        #expect(counter(metrics, "events_dead_lettered_total", [("queue", queue), ("reason", "max_attempts")]) == 1)
+        #expect(metrics.counters(label: "events_dead_lettered_total").count == 3)
+        #expect(counter(metrics, "events_consumed_total", [("queue", queue)]) == 4)
+    }
+
+    @Test func noMoreThanTheConcurrencyAreHandledAtOnce() async throws {
+        let inFlight = Mutex((now: 0, most: 0))
+        let deliveries = (0..<20).map { delivery(id: "m\($0)") }
+        let (journal, _) = try await run(deliveries, concurrency: 3) { _ in
+            inFlight.withLock { $0.now += 1; $0.most = max($0.most, $0.now) }
+            for _ in 0..<20 { await Task.yield() }
+            inFlight.withLock { $0.now -= 1 }
+        }
+        let most = inFlight.withLock { $0.most }
+        #expect(most <= 3 && most >= 1)
+        #expect(journal.all.count == 20)
+    }
+}
