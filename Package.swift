@@ -97,6 +97,11 @@ let package = Package(
         test("HTTPServerTests", in: "Unit", dependencies: ["HTTPServer", "TestSupport", nio("NIOEmbedded")]),
         test("BenchmarkTests", in: "Unit", dependencies: ["Benchmark", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         test("DeliveryTests", in: "Unit", dependencies: ["Delivery", "Messaging", "Common", metrics, metricsTestKit, logging]),
+        test(
+            "OrderServiceTests", in: "Unit",
+            dependencies: [
+                "OrderService", "Delivery", "Messaging", "Common", "Storage", "TestSupport", metrics, metricsTestKit, logging,
+            ]),
 
         test("MessagingTests", in: "Integration", dependencies: ["Messaging", "TestSupport"]),
         test(

@@ -1,10 +1,8 @@
 import Common
-import Foundation
 public import HTTPServer
 public import Logging
 public import Messaging
 public import ServiceLifecycle
-import Metrics
 import Delivery
 import ServiceRuntime
 
@@ -47,36 +45,10 @@ public struct OrderServiceApp: Sendable {
             configuration: publishing, declaring: [QueueName.deadLetter(for: source)], logger: logger)
         let consumer = Consumer(
             configuration: consuming, queue: source, prefetch: configuration.prefetch, logger: logger)
-        let applied = Counter(label: "snapshots_applied_total", dimensions: [("result", "applied")])
-        let ignored = Counter(label: "snapshots_applied_total", dimensions: [("result", "ignored")])
-        let lag = Metrics.Timer(label: MetricName.eventLag)
+        let applier = SnapshotApplier(store: store, logger: logger)
         let loop = DeliveryLoop(
             queue: source, consumer: consumer, publisher: publisher, concurrency: Int(configuration.prefetch), maxAttempts: configuration.maxAttempts,
-            logger: logger
-        ) { delivery in
-            let event: UserEvent
-            do throws(EventDecodingError) {
-                event = try UserEvent.decode(body: delivery.body, messageID: delivery.properties.messageID)
-            } catch {
-                throw InvalidMessage(error)
-            }
-            let isApplied = try await store.apply(event)
-            if isApplied {
-                applied.increment()
-                if let occurredAt = event.occurredAt {
-                    // Clocks of different hosts may disagree a little: a commit never happens before its event.
-                    lag.record(duration: .seconds(max(0, Date().timeIntervalSince(occurredAt))))
-                }
-            } else {
-                ignored.increment()
-            }
-            logger.debug(
-                isApplied ? "snapshot applied" : "event already applied or older, ignored",
-                metadata: [
-                    "event_id": "\(event.eventID)", "user_id": "\(event.userID)", "version": "\(event.version)",
-                    "traceparent": "\(delivery.properties.headers[HeaderName.traceparent] ?? "")",
-                ])
-        }
+            logger: logger, handler: applier.handle)
         var admin = Router()
         SnapshotAPI(store: store).register(in: &admin)
         admin.addMetricsRoute()
