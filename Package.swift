@@ -64,7 +64,7 @@ let package = Package(
             ]),
         library(
             "Delivery", in: "Runtime",
-            dependencies: ["Common", "Messaging", "ServiceRuntime", metrics, logging, serviceLifecycle]),
+            dependencies: ["Common", "Messaging", "HTTPServer", "ServiceRuntime", metrics, logging, serviceLifecycle]),
 
         // MARK: Services
         .target(

@@ -1,10 +1,9 @@
 import Common
+import Delivery
 public import HTTPServer
 public import Logging
 public import Messaging
-public import ServiceLifecycle
-import Delivery
-import ServiceRuntime
+public import ServiceRuntime
 
 /// Everything the notification service needs to start.
 public struct NotificationServiceConfiguration: Sendable {
@@ -31,43 +30,30 @@ public struct NotificationServiceConfiguration: Sendable {
 
 /// The notification service, assembled.
 public struct NotificationServiceApp: Sendable {
-    /// Run these in a `ServiceGroup`, in this order.
-    public let services: [any Service]
-    private let server: HTTPServer
+    private let service: ConsumingService
 
     /// Wires the consumer of `queue_dispatch`, the publisher to the destinations and the admin endpoints.
     public init(configuration: NotificationServiceConfiguration, logger: Logger) {
-        let source = QueueName.dispatch
-        var publishing = configuration.broker
-        publishing.connectionName = "notification-service publisher"
-        var consuming = configuration.broker
-        consuming.connectionName = "notification-service consumer"
-        let publisher = Publisher(
-            configuration: publishing,
-            declaring: configuration.routingTable.allDestinations + [QueueName.unrouted, QueueName.deadLetter(for: source)],
-            logger: logger)
-        let consumer = Consumer(
-            configuration: consuming, queue: source, prefetch: configuration.prefetch, logger: logger)
+        let connections = ConsumerConnections(
+            service: "notification-service", queue: QueueName.dispatch,
+            declaring: configuration.routingTable.allDestinations + [QueueName.unrouted],
+            broker: configuration.broker, prefetch: configuration.prefetch, logger: logger)
         let table = CurrentRoutingTable(configuration.routingTable)
-        let router = EventRouter(table: table, publisher: publisher, sourceQueue: source, logger: logger)
-        let loop = DeliveryLoop(
-            queue: source, consumer: consumer, publisher: publisher, concurrency: Int(configuration.prefetch), maxAttempts: configuration.maxAttempts,
-            logger: logger, handler: router.handle)
-        var admin = Router()
-        admin.addHealthRoutes {
-            Readiness(checks: ["broker": publisher.isConnected && consumer.isConnected])
+        let router = EventRouter(
+            table: table, publisher: connections.publisher, sourceQueue: connections.queue, logger: logger)
+        let reloader = configuration.routingTablePath.map { path in
+            RoutingTableReloader(path: path, current: table, publisher: connections.publisher, logger: logger)
         }
-        admin.addMetricsRoute()
-        server = HTTPServer(configuration: configuration.http.recordingMetrics(), router: admin, logger: logger)
-        var services: [any Service] = [publisher, consumer, loop, server]
-        if let path = configuration.routingTablePath {
-            services.append(RoutingTableReloader(path: path, current: table, publisher: publisher, logger: logger))
-        }
-        self.services = services
+        service = ConsumingService(
+            connections, maxAttempts: configuration.maxAttempts, http: configuration.http, logger: logger,
+            listeners: reloader.map { [$0] } ?? [], handler: router.handle)
     }
+
+    /// Everything to run, in stages.
+    public var services: ServiceStages { service.stages }
 
     /// The admin port, once listening.
     public func listeningPort() async throws -> Int {
-        try await server.listeningPort()
+        try await service.listeningPort()
     }
 }

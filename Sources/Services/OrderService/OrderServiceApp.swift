@@ -1,10 +1,9 @@
 import Common
+import Delivery
 public import HTTPServer
 public import Logging
 public import Messaging
-public import ServiceLifecycle
-import Delivery
-import ServiceRuntime
+public import ServiceRuntime
 
 /// Everything the order service needs to start.
 public struct OrderServiceConfiguration: Sendable {
@@ -29,39 +28,27 @@ public struct OrderServiceConfiguration: Sendable {
 
 /// The order service, assembled: its database is open, its services are ready to run.
 public struct OrderServiceApp: Sendable {
-    /// Run these in a `ServiceGroup`, in this order.
-    public let services: [any Service]
-    private let server: HTTPServer
+    private let service: ConsumingService
 
     /// Opens the database (failing at once when it cannot be used) and wires the parts together.
     public init(configuration: OrderServiceConfiguration, logger: Logger) throws {
-        let source = QueueName.order
         let store = try SnapshotStore(path: configuration.databasePath, logger: logger)
-        var publishing = configuration.broker
-        publishing.connectionName = "order-service publisher"
-        var consuming = configuration.broker
-        consuming.connectionName = "order-service consumer"
-        let publisher = Publisher(
-            configuration: publishing, declaring: [QueueName.deadLetter(for: source)], logger: logger)
-        let consumer = Consumer(
-            configuration: consuming, queue: source, prefetch: configuration.prefetch, logger: logger)
+        let connections = ConsumerConnections(
+            service: "order-service", queue: QueueName.order, broker: configuration.broker,
+            prefetch: configuration.prefetch, logger: logger)
         let applier = SnapshotApplier(store: store, logger: logger)
-        let loop = DeliveryLoop(
-            queue: source, consumer: consumer, publisher: publisher, concurrency: Int(configuration.prefetch), maxAttempts: configuration.maxAttempts,
-            logger: logger, handler: applier.handle)
-        var admin = Router()
-        SnapshotAPI(store: store).register(in: &admin)
-        admin.addMetricsRoute()
-        admin.addHealthRoutes {
-            let database = await store.isHealthy()
-            return Readiness(checks: ["broker": publisher.isConnected && consumer.isConnected, "database": database])
-        }
-        server = HTTPServer(configuration: configuration.http.recordingMetrics(), router: admin, logger: logger)
-        services = [publisher, consumer, loop, server]
+        service = ConsumingService(
+            connections, maxAttempts: configuration.maxAttempts, http: configuration.http, logger: logger,
+            routes: { SnapshotAPI(store: store).register(in: &$0) },
+            checks: { ["database": await store.isHealthy()] },
+            handler: applier.handle)
     }
+
+    /// Everything to run, in stages.
+    public var services: ServiceStages { service.stages }
 
     /// The admin port, once listening.
     public func listeningPort() async throws -> Int {
-        try await server.listeningPort()
+        try await service.listeningPort()
     }
 }

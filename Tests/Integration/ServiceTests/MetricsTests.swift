@@ -83,7 +83,7 @@ struct MetricsTests {
                     databasePath: "\(directory)/orders.sqlite", broker: try BrokerConfiguration(url: url)),
                 logger: Logger(label: "metrics-test"))
         }
-        let running = InProcessService(app.services)
+        let running = InProcessService(app.services.inStartOrder)
         let port = try await app.listeningPort()
 
         func event(_ version: Int64) -> UserEvent {

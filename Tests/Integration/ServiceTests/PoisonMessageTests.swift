@@ -3,6 +3,7 @@ import Foundation
 import HTTPServer
 import Logging
 import Messaging
+import ServiceRuntime
 import Storage
 import TestSupport
 import Testing
@@ -24,7 +25,7 @@ struct PoisonMessageTests {
             broker: try BrokerConfiguration(url: url))
         configuration.maxAttempts = 3
         let app = try OrderServiceApp(configuration: configuration, logger: Logger(label: "poison-test"))
-        let running = InProcessService(app.services)
+        let running = InProcessService(app.services.inStartOrder)
         let port = try await app.listeningPort()
 
         // The fault: the database refuses this one user's row, whatever the order service does.

@@ -3,6 +3,7 @@ import Foundation
 import HTTPServer
 import Logging
 import Messaging
+import ServiceRuntime
 import TestSupport
 import Testing
 
@@ -20,7 +21,7 @@ struct SnapshotOrderingTests {
                 http: HTTPServerConfiguration(host: "127.0.0.1", port: 0), databasePath: "\(directory)/orders.sqlite",
                 broker: try BrokerConfiguration(url: url)),
             logger: Logger(label: "ordering-test"))
-        let running = InProcessService(app.services)
+        let running = InProcessService(app.services.inStartOrder)
         return (try await app.listeningPort(), url, running)
     }
 

@@ -15,15 +15,15 @@ public enum ServiceRunner {
         }
     }
 
-    /// Runs `services` until SIGTERM or SIGINT, then shuts them down gracefully in reverse order:
-    /// list them in start order (connections first, the HTTP server last). Whatever has not finished after
-    /// `gracePeriod` is cancelled. A second signal exits at once (status 130), for an operator who will not wait.
+    /// Runs `services` until SIGTERM or SIGINT, then shuts them down gracefully, stage by stage in the order
+    /// ``ServiceStages`` describes. Whatever has not finished after `gracePeriod` is cancelled. A second signal exits
+    /// at once (status 130), for an operator who will not wait.
     public static func run(
-        _ services: [any Service], gracePeriod: Duration = .seconds(10), logger: Logger
+        _ services: ServiceStages, gracePeriod: Duration = .seconds(10), logger: Logger
     ) async throws {
         var configuration = ServiceGroupConfiguration(
-            services: services.map { .init(service: $0) }, gracefulShutdownSignals: [], cancellationSignals: [],
-            logger: logger)
+            services: services.inStartOrder.map { .init(service: $0) }, gracefulShutdownSignals: [],
+            cancellationSignals: [], logger: logger)
         configuration.maximumGracefulShutdownDuration = gracePeriod
         let group = ServiceGroup(configuration: configuration)
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
@@ -61,7 +61,7 @@ public enum ServiceRunner {
         configure: (CommonSettings, [String: String]) throws -> Configuration,
         describe: (Configuration) -> Logger.Metadata,
         assemblySetting: String,
-        assemble: (Configuration, Logger) throws -> [any Service]
+        assemble: (Configuration, Logger) throws -> ServiceStages
     ) async throws {
         let environment = ProcessInfo.processInfo.environment
         let settings: CommonSettings
@@ -75,7 +75,7 @@ public enum ServiceRunner {
         bootstrapLogging(level: settings.logLevel)
         ServiceMetrics.bootstrap()
         let logger = Logger(label: label)
-        let services: [any Service]
+        let services: ServiceStages
         do {
             services = try assemble(configuration, logger)
         } catch {
@@ -85,5 +85,20 @@ public enum ServiceRunner {
         metadata["broker"] = "\(settings.broker.redactedURL)"
         logger.info("starting", metadata: metadata)
         try await run(services, gracePeriod: settings.gracePeriod, logger: logger)
+    }
+
+    /// `serve` for an app that still lists its services as one array in start order (they all run as workers).
+    @available(*, deprecated, message: "list the services as ServiceStages, so that their shutdown order is structural")
+    public static func serve<Configuration>(
+        _ label: String, options: CommonOptions, defaultPort: Int,
+        configure: (CommonSettings, [String: String]) throws -> Configuration,
+        describe: (Configuration) -> Logger.Metadata,
+        assemblySetting: String,
+        assemble: (Configuration, Logger) throws -> [any Service]
+    ) async throws {
+        try await serve(
+            label, options: options, defaultPort: defaultPort, configure: configure, describe: describe,
+            assemblySetting: assemblySetting,
+            assemble: { configuration, logger in ServiceStages(workers: try assemble(configuration, logger)) })
     }
 }
