@@ -96,6 +96,13 @@ let package = Package(
         test("StorageTests", in: "Unit", dependencies: ["Storage", "TestSupport"]),
         test("HTTPServerTests", in: "Unit", dependencies: ["HTTPServer", "TestSupport", nio("NIOEmbedded")]),
         test("BenchmarkTests", in: "Unit", dependencies: ["Benchmark", .product(name: "Histogram", package: "hdrhistogram-swift")]),
+        test(
+            "ServiceRuntimeTests", in: "Unit",
+            dependencies: [
+                "ServiceRuntime", "Messaging", "TestSupport", argumentParser, logging, metrics, metricsTestKit,
+                serviceLifecycle,
+            ]),
+        test("NotificationServiceTests", in: "Unit", dependencies: ["NotificationService", "Common"]),
         test("DeliveryTests", in: "Unit", dependencies: ["Delivery", "Messaging", "Common", metrics, metricsTestKit, logging]),
         test(
             "OrderServiceTests", in: "Unit",

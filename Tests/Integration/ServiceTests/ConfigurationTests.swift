@@ -1,174 +1,9 @@
-import ArgumentParser
 import Foundation
-import Logging
-import Messaging
 import TestSupport
 import Testing
 
-@testable import ServiceRuntime
-
-struct ConfigurationTests {
-    @Test(arguments: [
-        ("sqlite:///./users.db", "./users.db"),
-        ("sqlite:///users.db", "users.db"),
-        ("sqlite:////var/data/users.db", "/var/data/users.db"),
-        ("/tmp/plain.sqlite", "/tmp/plain.sqlite"),
-        ("relative/file.sqlite", "relative/file.sqlite"),
-        ("sqlite:///my%20dir/a.db", "my dir/a.db"),
-    ])
-    func databaseURLsInTheOriginalSystemsForm(url: String, path: String) throws {
-        #expect(try Setting.sqlitePath(url, setting: "USER_DB_URL") == path)
-    }
-
-    @Test(arguments: ["sqlite://", "sqlite:///:memory:", "postgres://db/x", "sqlite:relative", ""])
-    func unusableDatabaseURLsNameTheSetting(url: String) {
-        do {
-            _ = try Setting.sqlitePath(url, setting: "ORDER_DB_URL")
-            Issue.record("accepted \(url)")
-        } catch let error as ConfigurationError {
-            #expect(error.description.hasPrefix("invalid configuration: ORDER_DB_URL:"))
-        } catch {
-            Issue.record("unexpected \(error)")
-        }
-    }
-
-    @Test func flagsWinOverTheEnvironmentWhichWinsOverDefaults() throws {
-        var options = try CommonOptions.parse([])
-        let environment = ["HTTP_PORT": "9000", "LOG_LEVEL": "debug", "RABBITMQ_URL": "amqp://u:p@h:1234/v"]
-        var settings = try options.resolve(defaultPort: 8000, environment: environment)
-        #expect(settings.port == 9000 && settings.logLevel == .debug)
-        #expect(settings.broker.host == "h" && settings.broker.port == 1234 && settings.broker.virtualHost == "v")
-        options = try CommonOptions.parse(["--port", "9100"])
-        settings = try options.resolve(defaultPort: 8000, environment: environment)
-        #expect(settings.port == 9100)
-        settings = try CommonOptions.parse([]).resolve(defaultPort: 8000, environment: [:])
-        #expect(settings.port == 8000 && settings.logLevel == .info && settings.broker.port == 5672)
-        #expect(settings.broker.heartbeat == .seconds(30))
-    }
-
-    @Test(arguments: [
-        (["HTTP_PORT": "eighty"], "HTTP_PORT"),
-        (["HTTP_PORT": "70000"], "HTTP_PORT"),
-        (["LOG_LEVEL": "loud"], "LOG_LEVEL"),
-        (["RABBITMQ_URL": "http://localhost"], "RABBITMQ_URL"),
-        (["AMQP_HEARTBEAT": "-1"], "AMQP_HEARTBEAT"),
-    ])
-    func badSettingsAreNamed(environment: [String: String], setting: String) {
-        do {
-            _ = try CommonOptions.parse([]).resolve(defaultPort: 8000, environment: environment)
-            Issue.record("accepted \(environment)")
-        } catch let error as ConfigurationError {
-            #expect(error.setting == setting)
-        } catch {
-            Issue.record("unexpected \(error)")
-        }
-    }
-}
-
-/// The TLS settings for the broker (`AMQP_CA_FILE`, `AMQP_CLIENT_CERT`, `AMQP_CLIENT_KEY`) and keeping the broker
-/// password out of logs.
-struct TLSConfigurationTests {
-    /// Three empty files standing in for PEM files: validation at start only checks that they can be read.
-    private static func files() throws -> (ca: String, cert: String, key: String) {
-        let directory = try temporaryDirectory("tls-config")
-        let names = ["ca.pem", "client.pem", "client.key"].map { "\(directory)/\($0)" }
-        for name in names { _ = FileManager.default.createFile(atPath: name, contents: Data()) }
-        return (names[0], names[1], names[2])
-    }
-
-    @Test func tlsFilesComeFromTheEnvironmentAndFlagsWin() throws {
-        let (ca, cert, key) = try Self.files()
-        let environment = [
-            "RABBITMQ_URL": "amqps://u:p@broker.example/v", "AMQP_CA_FILE": ca, "AMQP_CLIENT_CERT": cert,
-            "AMQP_CLIENT_KEY": key,
-        ]
-        var broker = try CommonOptions.parse([]).resolve(defaultPort: 8000, environment: environment).broker
-        #expect(broker.useTLS && broker.port == 5671)
-        #expect(broker.caCertificatePath == ca && broker.clientCertificatePath == cert && broker.clientKeyPath == key)
-
-        let (otherCA, otherCert, otherKey) = try Self.files()
-        let flags = ["--amqp-ca-file", otherCA, "--amqp-client-cert", otherCert, "--amqp-client-key", otherKey]
-        broker = try CommonOptions.parse(flags).resolve(defaultPort: 8000, environment: environment).broker
-        #expect(broker.caCertificatePath == otherCA)
-        #expect(broker.clientCertificatePath == otherCert && broker.clientKeyPath == otherKey)
-
-        // Without any TLS file: the default trust store and no client certificate.
-        broker = try CommonOptions.parse([]).resolve(
-            defaultPort: 8000, environment: ["RABBITMQ_URL": "amqps://u:p@broker.example/v"]
-        ).broker
-        #expect(broker.caCertificatePath == nil && broker.clientCertificatePath == nil && broker.clientKeyPath == nil)
-    }
-
-    @Test func unusableTLSSettingsAreNamed() throws {
-        let (ca, cert, key) = try Self.files()
-        let directory = (ca as NSString).deletingLastPathComponent
-        let tls = "amqps://u:p@broker.example/v"
-        let cases: [([String: String], String, String)] = [
-            (["AMQP_CA_FILE": directory + "/missing.pem"], "AMQP_CA_FILE", "does not exist"),
-            (["AMQP_CA_FILE": directory], "AMQP_CA_FILE", "is a directory"),
-            (
-                ["AMQP_CLIENT_CERT": directory + "/missing.pem", "AMQP_CLIENT_KEY": key], "AMQP_CLIENT_CERT",
-                "does not exist"
-            ),
-            (
-                ["AMQP_CLIENT_CERT": cert, "AMQP_CLIENT_KEY": directory + "/missing.key"], "AMQP_CLIENT_KEY",
-                "does not exist"
-            ),
-            (["AMQP_CLIENT_CERT": cert], "AMQP_CLIENT_KEY", "is required with AMQP_CLIENT_CERT"),
-            (["AMQP_CLIENT_KEY": key], "AMQP_CLIENT_CERT", "is required with AMQP_CLIENT_KEY"),
-        ]
-        for (settings, setting, problem) in cases {
-            expectRefused(settings.merging(["RABBITMQ_URL": tls]) { $1 }, setting: setting, problem: problem)
-        }
-        // TLS files with a plain amqp:// URL would be ignored and the password sent in clear.
-        expectRefused(
-            ["RABBITMQ_URL": "amqp://u:p@broker.example/v", "AMQP_CA_FILE": ca], setting: "AMQP_CA_FILE",
-            problem: "use amqps://")
-        // The flag is named by its variable too.
-        do {
-            _ = try CommonOptions.parse(["--amqp-client-cert", cert]).resolve(
-                defaultPort: 8000, environment: ["RABBITMQ_URL": tls])
-            Issue.record("accepted a client certificate without a key")
-        } catch let error as ConfigurationError {
-            #expect(error.setting == "AMQP_CLIENT_KEY")
-        }
-    }
-
-    private func expectRefused(
-        _ environment: [String: String], setting: String, problem: String,
-        sourceLocation: SourceLocation = #_sourceLocation
-    ) {
-        do {
-            _ = try CommonOptions.parse([]).resolve(defaultPort: 8000, environment: environment)
-            Issue.record("accepted \(environment)", sourceLocation: sourceLocation)
-        } catch let error as ConfigurationError {
-            #expect(error.setting == setting, "\(error)", sourceLocation: sourceLocation)
-            #expect(error.problem.contains(problem), "\(error)", sourceLocation: sourceLocation)
-        } catch {
-            Issue.record("unexpected \(error)", sourceLocation: sourceLocation)
-        }
-    }
-
-    @Test func thePasswordIsMaskedWhereverAConfigurationIsPrinted() throws {
-        let secret = "s3cret-\(UUID().uuidString.prefix(8))"
-        var broker = try BrokerConfiguration(url: "amqps://alice:\(secret)@rabbit.example:5671/prod")
-        broker.caCertificatePath = "/etc/ssl/ca.pem"
-        #expect(broker.redactedURL == "amqps://alice:***@rabbit.example:5671/prod")
-        var dumped = ""
-        dump(broker, to: &dumped)
-        for printed in ["\(broker)", String(reflecting: broker), dumped] {
-            #expect(!printed.contains(secret), "\(printed)")
-            #expect(printed.contains("***"), "\(printed)")
-        }
-        // A URL that does not parse must not echo its password in the error either.
-        do {
-            _ = try Setting.broker("amqps://alice:\(secret)@rabbit.example:99999/prod", heartbeat: nil)
-            Issue.record("accepted port 99999")
-        } catch let error as ConfigurationError {
-            #expect(!error.description.contains(secret), "\(error)")
-        }
-    }
-
+/// Settings as the real executables apply them: the start-up line and the exit on a bad setting.
+struct ConfigurationProcessTests {
     /// The real executable: its start-up line names the broker with the password masked, and so do the lines about
     /// failed connection attempts (nothing listens on port 1).
     @Test func aServiceLogsTheBrokerWithoutThePassword() async throws {
@@ -196,8 +31,9 @@ struct TLSConfigurationTests {
     }
 
     @Test func aServiceWithACertificateButNoKeyStopsWithOneLine() async throws {
-        let (_, cert, _) = try Self.files()
         let directory = try temporaryDirectory("tls-config")
+        let cert = "\(directory)/client.pem"
+        _ = FileManager.default.createFile(atPath: cert, contents: Data())
         let process = ServiceProcess(
             "user-service",
             environment: [
