@@ -12,12 +12,12 @@ public import ServiceRuntime
 public struct ConsumerConnections: Sendable {
     /// The queue consumed.
     public let queue: String
-    /// Deliveries the broker may push before they are acked; the delivery loop handles as many at once.
-    public let prefetch: UInt16
     /// The publisher connection, named `<service> publisher`; dead letters go through it too.
     public let publisher: Publisher
     /// The consumer connection, named `<service> consumer`.
-    public let consumer: Consumer
+    let consumer: Consumer
+    /// Deliveries the broker may push before they are acked; the delivery loop handles as many at once.
+    let prefetch: UInt16
 
     /// Creates both connections (nothing connects until they run). `declaring` lists the queues the handler
     /// publishes to; `<queue>.dead` is declared after them.
@@ -37,7 +37,7 @@ public struct ConsumerConnections: Sendable {
     }
 
     /// Whether both connections are up.
-    public var isConnected: Bool { publisher.isConnected && consumer.isConnected }
+    var isConnected: Bool { publisher.isConnected && consumer.isConnected }
 }
 
 /// A service that consumes one queue, assembled: its two connections, a ``DeliveryLoop`` over its handler, and the

@@ -2,7 +2,6 @@ import Common
 public import Logging
 public import Messaging
 public import ServiceLifecycle
-import Foundation
 import Metrics
 import ServiceRuntime
 
