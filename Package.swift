@@ -87,7 +87,7 @@ let package = Package(
             swiftSettings: upcoming),
 
         test("CommonTests", in: "Unit", dependencies: ["Common"]),
-        test("StorageTests", in: "Unit", dependencies: ["Storage", "TestSupport"]),
+        test("StorageTests", in: "Unit", dependencies: ["Storage", "TestSupport", metrics, metricsTestKit]),
         test("HTTPServerTests", in: "Unit", dependencies: ["HTTPServer", "TestSupport", nio("NIOEmbedded")]),
         test("BenchmarkTests", in: "Unit", dependencies: ["Benchmark", .product(name: "Histogram", package: "hdrhistogram-swift")]),
 
@@ -121,6 +121,7 @@ func test(_ name: String, in kind: String, dependencies: [Target.Dependency]) ->
 func nio(_ product: String) -> Target.Dependency { .product(name: product, package: "swift-nio") }
 var argumentParser: Target.Dependency { .product(name: "ArgumentParser", package: "swift-argument-parser") }
 var metrics: Target.Dependency { .product(name: "Metrics", package: "swift-metrics") }
+var metricsTestKit: Target.Dependency { .product(name: "MetricsTestKit", package: "swift-metrics") }
 var logging: Target.Dependency { .product(name: "Logging", package: "swift-log") }
 var serviceLifecycle: Target.Dependency { .product(name: "ServiceLifecycle", package: "swift-service-lifecycle") }
 var yams: Target.Dependency { .product(name: "Yams", package: "Yams") }

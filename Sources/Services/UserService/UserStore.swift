@@ -227,7 +227,7 @@ final class UserStore: Sendable {
         }
     }
 
-    private static func current(id: String, condition: VersionCondition, db: Connection) throws -> User {
+    private static func current(id: String, condition: VersionCondition, db: SQLiteConnection) throws -> User {
         guard
             let user = try db.queryFirst(
                 "SELECT id, name, email, version, created_at, updated_at FROM users WHERE id = ?", id
@@ -290,7 +290,7 @@ final class UserStore: Sendable {
         }
     }
 
-    private static func appendOutbox(_ event: UserEvent, traceparent: String, db: Connection) throws {
+    private static func appendOutbox(_ event: UserEvent, traceparent: String, db: SQLiteConnection) throws {
         try db.run(
             """
             INSERT INTO outbox(event_id, event_type, user_id, body, traceparent, created_at)
