@@ -37,7 +37,7 @@ public struct OrderServiceApp: Sendable {
     /// Opens the database (failing at once when it cannot be used) and wires the parts together.
     public init(configuration: OrderServiceConfiguration, logger: Logger) throws {
         let source = QueueName.order
-        let store = try SnapshotStore(path: configuration.databasePath, logger: logger)
+        let store = try SQLiteSnapshotStore(path: configuration.databasePath, logger: logger)
         var publishing = configuration.broker
         publishing.connectionName = "order-service publisher"
         var consuming = configuration.broker

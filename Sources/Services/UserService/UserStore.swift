@@ -49,7 +49,7 @@ enum UserStoreError: Error, Equatable {
     case versionMismatch(current: Int64)
     /// An `Idempotency-Key` reused with a different request.
     case idempotencyKeyReused
-    /// The database cannot be used now (full disk, read-only file, ...); `reason` is the backend's error.
+    /// The database failed the call (full disk, read-only file, ...); `reason` is the backend's error.
     case unavailable(reason: String)
 }
 
