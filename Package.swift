@@ -89,7 +89,8 @@ let package = Package(
         test("CommonTests", in: "Unit", dependencies: ["Common"]),
         test("StorageTests", in: "Unit", dependencies: ["Storage", "TestSupport", metrics, metricsTestKit]),
         test("UserServiceTests", in: "Unit", dependencies: ["UserService", "Common", "Storage", "TestSupport", logging]),
-        test("OrderServiceTests", in: "Unit", dependencies: ["OrderService", "Common", "Storage", "TestSupport", logging]),
+        test(
+            "OrderServiceTests", in: "Unit", dependencies: ["OrderService", "Common", "Storage", "TestSupport", logging]),
         test("HTTPServerTests", in: "Unit", dependencies: ["HTTPServer", "TestSupport", nio("NIOEmbedded")]),
         test("BenchmarkTests", in: "Unit", dependencies: ["Benchmark", .product(name: "Histogram", package: "hdrhistogram-swift")]),
 

@@ -131,7 +131,8 @@ struct SQLiteConnectionTests {
             options.synchronous = .normal
             options.walMode = false
             options.busyTimeout = .milliseconds(250)
-            let other = try SQLiteConnection(path: directory.appendingPathComponent("other.sqlite").path, options: options)
+            let other = try SQLiteConnection(
+                path: directory.appendingPathComponent("other.sqlite").path, options: options)
             #expect(try other.queryFirst("PRAGMA journal_mode")?[0] == .text("delete"))
             #expect(try other.queryFirst("PRAGMA synchronous")?[0] == .integer(1))
             #expect(try other.queryFirst("PRAGMA busy_timeout")?[0] == .integer(250))

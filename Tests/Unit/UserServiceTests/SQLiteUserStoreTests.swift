@@ -35,7 +35,8 @@ struct SQLiteUserStoreTests {
     @Test func emailsAreUniqueRegardlessOfCaseAndARefusalWritesNoEvent() async throws {
         try await withUserStore { store, _ in
             _ = try await store.create(name: "Alice", email: "alice@example.com", traceparent: "t", idempotency: nil)
-            let second = try await store.create(name: "Bob", email: "bob@example.com", traceparent: "t", idempotency: nil)
+            let second = try await store.create(
+                name: "Bob", email: "bob@example.com", traceparent: "t", idempotency: nil)
             guard case .created(let bob) = second else { throw UserStoreError.notFound }
 
             let taken = await refusal {
@@ -64,7 +65,8 @@ struct SQLiteUserStoreTests {
             #expect(retry == .replayed(carol))
 
             // The replay is the user as first created, even after it changed.
-            _ = try await store.update(id: carol.id, patch: UserPatch(name: "Caroline"), condition: .any, traceparent: "t")
+            _ = try await store.update(
+                id: carol.id, patch: UserPatch(name: "Caroline"), condition: .any, traceparent: "t")
             let late = try await store.create(
                 name: "Carol", email: "carol@example.com", traceparent: "t", idempotency: key)
             #expect(late == .replayed(carol))
@@ -112,7 +114,8 @@ struct SQLiteUserStoreTests {
             #expect(renamed.createdAt == erin.createdAt)
 
             let stale = await refusal {
-                try await store.update(id: erin.id, patch: UserPatch(name: "X"), condition: .oneOf([1]), traceparent: "t")
+                try await store.update(
+                    id: erin.id, patch: UserPatch(name: "X"), condition: .oneOf([1]), traceparent: "t")
             }
             #expect(stale == .versionMismatch(current: 2))
             // A patch that changes nothing: no new version, no event.
@@ -175,7 +178,8 @@ struct SQLiteUserStoreTests {
                 BEGIN SELECT RAISE(ABORT, 'no event'); END;
                 CREATE TRIGGER no_key BEFORE INSERT ON idempotency_keys BEGIN SELECT RAISE(ABORT, 'no key'); END;
                 """)
-            let created = try await store.create(name: "Fay", email: "fay@example.com", traceparent: "t", idempotency: nil)
+            let created = try await store.create(
+                name: "Fay", email: "fay@example.com", traceparent: "t", idempotency: nil)
             guard case .created(let fay) = created else { throw UserStoreError.notFound }
 
             let update = await refusal {
