@@ -7,7 +7,9 @@ protocol Outbox: Sendable {
     var appended: AsyncStream<Void> { get }
 
     /// Up to `limit` events not yet marked sent, in commit order, after `position`: the relay passes the last row
-    /// the broker confirmed, so rows published but not yet marked are not read again.
+    /// the broker confirmed, so rows published but not yet marked are not read again. That is sound while positions
+    /// are assigned in commit order (SQLite's single writer); a backend whose sequences commit out of order must not
+    /// skip an unsent row because of its position.
     func pending(after position: Int64, limit: Int) async throws -> [OutboxEntry]
 
     /// Marks the rows in `positions` sent (the broker confirmed them) and prunes old sent rows.
