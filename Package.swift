@@ -93,7 +93,8 @@ let package = Package(
             swiftSettings: upcoming),
 
         test("CommonTests", in: "Unit", dependencies: ["Common"]),
-        test("StorageTests", in: "Unit", dependencies: ["Storage", "TestSupport"]),
+        test("StorageTests", in: "Unit", dependencies: ["Storage", "TestSupport", metrics, metricsTestKit]),
+        test("UserServiceTests", in: "Unit", dependencies: ["UserService", "Common", "Storage", "TestSupport", logging]),
         test("HTTPServerTests", in: "Unit", dependencies: ["HTTPServer", "TestSupport", nio("NIOEmbedded")]),
         test("BenchmarkTests", in: "Unit", dependencies: ["Benchmark", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         test(

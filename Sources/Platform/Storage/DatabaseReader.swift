@@ -6,13 +6,13 @@ public final class DatabaseReader: Sendable {
     private let thread: DatabaseThread
 
     /// Opens the existing database at `path` read-only (`options.readOnly` is forced on) and starts the thread.
-    public init(path: String, options: ConnectionOptions = .init()) throws {
+    public init(path: String, options: SQLiteConnection.Options = .init()) throws {
         var options = options
         options.readOnly = true
         let thread = DatabaseThread(maxBatch: 64, closedMessage: "database reader for '\(path)' is closed")
         try thread.start(
             name: "db-reader",
-            open: { [options] in try Connection(path: path, options: options) },
+            open: { [options] in try SQLiteConnection(path: path, options: options) },
             process: { connection, jobs in runReadJobs(jobs, on: connection) })
         self.thread = thread
     }
@@ -23,7 +23,7 @@ public final class DatabaseReader: Sendable {
 
     /// Runs `body` on the reader thread in a read transaction and returns its result.
     @discardableResult
-    public func read<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+    public func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         try await DatabaseJob.perform(isWrite: false, body, submit: thread.submit)
     }
 

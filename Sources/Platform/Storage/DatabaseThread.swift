@@ -15,13 +15,13 @@ struct DatabaseJob: Sendable {
     /// True for `write` jobs (group-committed), false for `read` jobs.
     let isWrite: Bool
     /// Runs the body on the database thread without resuming the caller.
-    let run: @Sendable (Connection) -> Outcome
+    let run: @Sendable (SQLiteConnection) -> Outcome
     /// Resumes the caller with `error` without running the body.
     let fail: @Sendable (any Error) -> Void
 
     /// Suspends the calling task until `submit`'s job has run and been resolved.
     static func perform<T: Sendable>(
-        isWrite: Bool, _ body: @escaping @Sendable (Connection) throws -> T,
+        isWrite: Bool, _ body: @escaping @Sendable (SQLiteConnection) throws -> T,
         submit: (DatabaseJob) -> Void
     ) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
@@ -44,7 +44,7 @@ struct DatabaseJob: Sendable {
     }
 }
 
-/// A dedicated thread that owns one `Connection` and runs queued jobs on it.
+/// A dedicated thread that owns one `SQLiteConnection` and runs queued jobs on it.
 ///
 /// The connection is opened on the thread and never leaves it. Callers hand jobs over through a `Mutex`-protected
 /// queue and wake the thread with a semaphore (one signal per submitted job or close request).
@@ -69,13 +69,13 @@ final class DatabaseThread: Sendable {
     /// Starts the thread, opens the connection on it with `open`, and returns once that succeeded (or throws its
     /// error, after the thread ended). Then the thread hands each batch of queued jobs to `process`.
     func start(
-        name: String, open: @escaping @Sendable () throws -> Connection,
-        process: @escaping @Sendable (Connection, [DatabaseJob]) -> Void
+        name: String, open: @escaping @Sendable () throws -> SQLiteConnection,
+        process: @escaping @Sendable (SQLiteConnection, [DatabaseJob]) -> Void
     ) throws {
         let started = DispatchSemaphore(value: 0)
         let openResult = Mutex<Result<Void, any Error>>(.success(()))
         let thread = Thread { [self] in
-            let connection: Connection
+            let connection: SQLiteConnection
             do {
                 connection = try open()
             } catch {
@@ -108,9 +108,6 @@ final class DatabaseThread: Sendable {
         }
     }
 
-    /// The number of jobs queued and not yet taken by the thread.
-    var pendingJobCount: Int { state.withLock { $0.jobs.count } }
-
     /// Stops accepting jobs; the thread finishes the queued ones, closes the connection and ends.
     func beginClose() {
         let signal = state.withLock { state in
@@ -135,7 +132,7 @@ final class DatabaseThread: Sendable {
         }
     }
 
-    private func runLoop(_ connection: Connection, process: (Connection, [DatabaseJob]) -> Void) {
+    private func runLoop(_ connection: SQLiteConnection, process: (SQLiteConnection, [DatabaseJob]) -> Void) {
         while true {
             let batch: [DatabaseJob]? = state.withLock { state in
                 if state.jobs.isEmpty {
@@ -166,7 +163,7 @@ final class DatabaseThread: Sendable {
 
 /// Runs read jobs one by one, each in its own read transaction (a consistent snapshot) with `PRAGMA query_only` on,
 /// so a read body that tries to write fails with `.readOnly` instead of writing.
-func runReadJobs(_ jobs: some Collection<DatabaseJob>, on connection: Connection) {
+func runReadJobs(_ jobs: some Collection<DatabaseJob>, on connection: SQLiteConnection) {
     do {
         try connection.execute("PRAGMA query_only=ON")
     } catch {
@@ -185,6 +182,7 @@ func runReadJobs(_ jobs: some Collection<DatabaseJob>, on connection: Connection
         if (try? connection.isAutocommit()) == false {
             try? connection.runControl("ROLLBACK")
         }
+        connection.discardCommitActions()  // a read transaction commits nothing
         outcome.resume(nil)
     }
 }

@@ -1,6 +1,5 @@
 public import Logging
 import Metrics
-import Synchronization
 
 /// The one writer connection of a service, owned by a dedicated thread, with group commit.
 ///
@@ -16,10 +15,13 @@ public final class DatabaseWriter: Sendable {
     private let thread: DatabaseThread
     private let committer: GroupCommitter
 
-    /// Opens the database at `path`, applies `migrations` (see `Connection.migrate`) and starts the writer thread.
+    /// Opens the database at `path`, applies `migrations` (see `SQLiteConnection.migrate`) and starts the writer
+    /// thread.
     ///
     /// Blocks until the database is open and migrated, so a bad path or a failing migration throws here.
-    public init(path: String, options: ConnectionOptions = .init(), migrations: [String] = [], logger: Logger) throws {
+    public init(
+        path: String, options: SQLiteConnection.Options = .init(), migrations: [String] = [], logger: Logger
+    ) throws {
         var logger = logger
         logger[metadataKey: "db"] = "\(path)"
         let thread = DatabaseThread(maxBatch: Self.maxBatch, closedMessage: "database writer for '\(path)' is closed")
@@ -27,7 +29,7 @@ public final class DatabaseWriter: Sendable {
         try thread.start(
             name: "db-writer",
             open: { [logger] in
-                let connection = try Connection(path: path, options: options)
+                let connection = try SQLiteConnection(path: path, options: options)
                 let before = try connection.userVersion()
                 try connection.migrate(migrations)
                 let after = try connection.userVersion()
@@ -52,10 +54,12 @@ public final class DatabaseWriter: Sendable {
     ///
     /// If `body` throws, only its own changes are rolled back and the error is rethrown here. If the commit fails,
     /// every job of the group gets the commit's error and nothing of the group is stored. `body` runs on the writer
-    /// thread and must not begin, commit or roll back the transaction itself (nested `Connection.transaction` calls
-    /// become savepoints). A caller's cancellation does not stop a job that is already queued.
+    /// thread and must not begin, commit or roll back the transaction itself (nested `SQLiteConnection.transaction`
+    /// calls become savepoints). Actions it registers with `SQLiteConnection.afterCommit` run on the writer thread
+    /// after the group committed and before any caller of the group is resumed. A caller's cancellation does not stop
+    /// a job that is already queued.
     @discardableResult
-    public func write<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+    public func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         try await DatabaseJob.perform(isWrite: true, body, submit: thread.submit)
     }
 
@@ -63,7 +67,7 @@ public final class DatabaseWriter: Sendable {
     ///
     /// Writes inside `body` fail with `.readOnly`.
     @discardableResult
-    public func read<T: Sendable>(_ body: @escaping @Sendable (Connection) throws -> T) async throws -> T {
+    public func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         try await DatabaseJob.perform(isWrite: false, body, submit: thread.submit)
     }
 
@@ -71,19 +75,10 @@ public final class DatabaseWriter: Sendable {
     public func close() async {
         await thread.close()
     }
-
-    /// Statistic: the number of group transactions committed so far (each one fsync with `synchronous=FULL`).
-    public var committedTransactions: Int {
-        committer.commits.load(ordering: .relaxed)
-    }
-
-    /// Jobs queued and not yet taken by the writer thread (for tests).
-    var pendingJobCount: Int { thread.pendingJobCount }
 }
 
 /// Runs batches of jobs on the writer thread: consecutive writes as one group transaction, reads one by one.
 private final class GroupCommitter: Sendable {
-    let commits = Atomic<Int>(0)
     private let logger: Logger
     private let transactionDuration = Metrics.Timer(label: "sqlite_transaction_duration_seconds")
 
@@ -91,7 +86,7 @@ private final class GroupCommitter: Sendable {
         self.logger = logger
     }
 
-    func process(_ jobs: [DatabaseJob], on connection: Connection) {
+    func process(_ jobs: [DatabaseJob], on connection: SQLiteConnection) {
         var rest = jobs[...]
         while let first = rest.first {
             let run = rest.prefix { $0.isWrite == first.isWrite }
@@ -106,12 +101,13 @@ private final class GroupCommitter: Sendable {
 
     /// Runs `jobs` in as few transactions as possible (one, unless a job's failure made SQLite roll the whole
     /// transaction back) and resumes each caller only after its transaction committed.
-    private func commitGroup(_ jobs: ArraySlice<DatabaseJob>, on connection: Connection) {
+    private func commitGroup(_ jobs: ArraySlice<DatabaseJob>, on connection: SQLiteConnection) {
         var remaining = jobs
         if (try? connection.isAutocommit()) == false {
             // A transaction left open by an earlier failure would make BEGIN fail for every later job.
             try? connection.runControl("ROLLBACK")
         }
+        connection.discardCommitActions()
         while !remaining.isEmpty {
             do {
                 try connection.runControl("BEGIN IMMEDIATE")
@@ -147,12 +143,14 @@ private final class GroupCommitter: Sendable {
                 logger.error(
                     "write transaction rolled back by a failing job",
                     metadata: ["error": "\(abortError)", "jobs": "\(done.count)"])
+                connection.discardCommitActions()
                 for outcome in done { outcome.resume(abortError) }
                 continue
             }
             if done.isEmpty {
                 // Every job failed and was rolled back to its savepoint: nothing to commit.
                 try? connection.runControl("ROLLBACK")
+                connection.discardCommitActions()
                 continue
             }
             do {
@@ -161,11 +159,12 @@ private final class GroupCommitter: Sendable {
                 if (try? connection.isAutocommit()) == false {
                     try? connection.runControl("ROLLBACK")
                 }
+                connection.discardCommitActions()
                 logger.error("group commit failed", metadata: ["error": "\(error)", "jobs": "\(done.count)"])
                 for outcome in done { outcome.resume(error) }
                 continue
             }
-            commits.add(1, ordering: .relaxed)
+            connection.runCommitActions()
             logger.trace("group commit", metadata: ["jobs": "\(done.count)"])
             for outcome in done { outcome.resume(nil) }
         }

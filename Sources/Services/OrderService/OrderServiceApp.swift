@@ -32,7 +32,7 @@ public struct OrderServiceApp: Sendable {
 
     /// Opens the database (failing at once when it cannot be used) and wires the parts together.
     public init(configuration: OrderServiceConfiguration, logger: Logger) throws {
-        let store = try SnapshotStore(path: configuration.databasePath, logger: logger)
+        let store = try SQLiteSnapshotStore(path: configuration.databasePath, logger: logger)
         let connections = ConsumerConnections(
             service: "order-service", queue: QueueName.order, broker: configuration.broker,
             prefetch: configuration.prefetch, logger: logger)

@@ -6,7 +6,7 @@ import Storage
 
 /// The order service's read API, on its admin port.
 struct SnapshotAPI: Sendable {
-    let store: SnapshotStore
+    let store: any SnapshotStore
 
     private struct SnapshotBody: Encodable {
         var user_id: String
@@ -51,7 +51,7 @@ struct SnapshotAPI: Sendable {
     private func read<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
-        } catch is DatabaseError {
+        } catch is SnapshotStoreError {
             throw HTTPError(
                 .serviceUnavailable, error: "database_unavailable", detail: "the snapshot database cannot be read right now")
         }

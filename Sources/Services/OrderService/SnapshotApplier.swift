@@ -15,14 +15,14 @@ import ServiceRuntime
 /// It counts `snapshots_applied_total{result="applied"|"ignored"}`, and records `event_lag_seconds` (from the event's
 /// `occurred_at` to the commit) for every applied event that carries its time.
 struct SnapshotApplier: Sendable {
-    let store: SnapshotStore
+    let store: any SnapshotStore
     let logger: Logger
     /// Made with the applier, so they bind to the metrics factory of the app being assembled.
     private let applied = Counter(label: "snapshots_applied_total", dimensions: [("result", "applied")])
     private let ignored = Counter(label: "snapshots_applied_total", dimensions: [("result", "ignored")])
     private let lag = Metrics.Timer(label: MetricName.eventLag)
 
-    init(store: SnapshotStore, logger: Logger) {
+    init(store: any SnapshotStore, logger: Logger) {
         self.store = store
         self.logger = logger
     }

@@ -1,111 +1,55 @@
 import Common
-import Foundation
-import Logging
-import Storage
 
-/// The order service's copy of every user, in `orders.sqlite`.
+/// The order service's copy of every user. `SQLiteSnapshotStore` is the backend on SQLite.
 ///
-/// An event is applied only when its version is newer than the stored one, so duplicates and out-of-order
-/// deliveries never regress a snapshot; a delete leaves a tombstone row (`deleted = 1`) that keeps its version,
-/// so a late update cannot bring the user back.
-final class SnapshotStore: Sendable {
-    static let migrations = [
-        """
-        CREATE TABLE user_snapshots (
-            user_id TEXT PRIMARY KEY,
-            name TEXT,
-            email TEXT,
-            version INTEGER NOT NULL,
-            deleted INTEGER NOT NULL DEFAULT 0,
-            updated_at TEXT NOT NULL,
-            event_id TEXT NOT NULL,
-            occurred_at TEXT
-        );
-        """
-    ]
-
-    private let database: DatabaseWriter
-    /// The read API's connection, so reads never wait behind a group commit.
-    private let reader: DatabaseReader
-
-    init(path: String, logger: Logger) throws {
-        database = try DatabaseWriter(path: path, migrations: Self.migrations, logger: logger)
-        reader = try DatabaseReader(path: path)
-    }
-
-    /// Applies an event; returns false when it changed nothing (a duplicate or an older version).
-    /// Concurrent calls share one transaction (group commit); the call returns after the commit.
-    func apply(_ event: UserEvent) async throws -> Bool {
-        let now = Timestamp.format(Date())
-        let occurredAt = event.occurredAt.map(Timestamp.format)
-        return try await database.write { db in
-            let deleted = event.kind == .deleted
-            let changes = try db.run(
-                """
-                INSERT INTO user_snapshots(user_id, name, email, version, deleted, updated_at, event_id, occurred_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(user_id) DO UPDATE SET
-                    name = excluded.name, email = excluded.email, version = excluded.version,
-                    deleted = excluded.deleted, updated_at = excluded.updated_at,
-                    event_id = excluded.event_id, occurred_at = excluded.occurred_at
-                WHERE excluded.version > user_snapshots.version
-                """,
-                event.userID, deleted ? nil : event.name, deleted ? nil : event.email, event.version,
-                deleted ? 1 : 0, now, event.eventID, occurredAt)
-            return changes > 0
-        }
-    }
-
-    func close() async {
-        await reader.close()
-        await database.close()
-    }
-
-    /// Whether the database answers.
-    func isHealthy() async -> Bool {
-        (try? await reader.read { db in try db.queryFirst("SELECT 1 AS one") != nil }) ?? false
-    }
+/// An event is applied only when its version is newer than the stored one, checked in the same statement that
+/// writes, so duplicates, out-of-order deliveries and competing consumers never regress a snapshot. A delete leaves a
+/// tombstone that keeps its version, so a late update cannot bring the user back. Database failures are
+/// `SnapshotStoreError.unavailable`.
+protocol SnapshotStore: Sendable {
+    /// Applies `event` if its version is newer than the stored one; false when it changed nothing (a duplicate or an
+    /// older version). Returns after the change committed.
+    func apply(_ event: UserEvent) async throws -> Bool
 
     /// One user's snapshot or tombstone.
-    func snapshot(userID: String) async throws -> Snapshot? {
-        try await reader.read { db in
-            try db.queryFirst("SELECT \(Self.columns) FROM user_snapshots WHERE user_id = ?", userID).map(Snapshot.init)
-        }
-    }
+    func snapshot(userID: String) async throws -> Snapshot?
 
-    /// Live snapshots (not tombstones) ordered by user id, after `after`; `next` is set when there may be more.
-    func snapshots(after: String, limit: Int) async throws -> (snapshots: [Snapshot], next: String?) {
-        try await reader.read { db in
-            let rows = try db.query(
-                "SELECT \(Self.columns) FROM user_snapshots WHERE user_id > ? AND deleted = 0 ORDER BY user_id LIMIT ?",
-                after, limit + 1)
-            let page = rows.prefix(limit).map(Snapshot.init)
-            return (Array(page), rows.count > limit ? page.last?.userID : nil)
-        }
-    }
+    /// Up to `limit` live snapshots (no tombstones) ordered by user id, after `after`; `next` is set when there may
+    /// be more.
+    func snapshots(after: String, limit: Int) async throws -> (snapshots: [Snapshot], next: String?)
 
-    private static let columns = "user_id, name, email, version, deleted, updated_at, event_id, occurred_at"
+    /// Whether the database answers.
+    func isHealthy() async -> Bool
 }
 
 /// A user as the order service holds it.
 struct Snapshot: Sendable, Equatable {
     var userID: String
+    /// Nil in a tombstone.
     var name: String?
+    /// Nil in a tombstone.
     var email: String?
     var version: Int64
+    /// True for the tombstone a delete leaves.
     var deleted: Bool
+    /// When this service applied the event.
     var updatedAt: String
+    /// The event applied last.
     var eventID: String
+    /// When the user service committed that event.
     var occurredAt: String?
+}
 
-    init(_ row: Row) {
-        userID = row.string("user_id") ?? ""
-        name = row.string("name")
-        email = row.string("email")
-        version = row.int64("version") ?? 0
-        deleted = row.int("deleted") == 1
-        updatedAt = row.string("updated_at") ?? ""
-        eventID = row.string("event_id") ?? ""
-        occurredAt = row.string("occurred_at")
+/// Why the snapshot store failed a call.
+enum SnapshotStoreError: Error, Equatable, CustomStringConvertible {
+    /// The database failed the call (cannot be read or written, or refused the change); `reason` is the backend's
+    /// error.
+    case unavailable(reason: String)
+
+    /// The backend's error, as logged and as put in a dead-letter's `x-error`.
+    var description: String {
+        switch self {
+        case .unavailable(let reason): reason
+        }
     }
 }

@@ -24,11 +24,9 @@ final class OutboxRelay: Service, Sendable {
     /// How often confirmed rows are marked sent in the database.
     static let markInterval = Duration.milliseconds(200)
 
-    private let store: UserStore
+    private let outbox: any Outbox
     private let publisher: Publisher
     private let logger: Logger
-    private let wakeups: AsyncStream<Void>
-    private let wake: AsyncStream<Void>.Continuation
     /// Signalled when confirmed rows wait to be marked, so an idle relay never wakes up.
     private let markWakeups: AsyncStream<Void>
     private let markWake: AsyncStream<Void>.Continuation
@@ -37,27 +35,21 @@ final class OutboxRelay: Service, Sendable {
     /// The highest sequence number the broker confirmed, and the confirmed range not yet marked in the database.
     private let progress = Mutex<(confirmedThrough: Int64, unmarked: ClosedRange<Int64>?)>((0, nil))
 
-    init(store: UserStore, publisher: Publisher, logger: Logger) {
-        self.store = store
+    init(outbox: any Outbox, publisher: Publisher, logger: Logger) {
+        self.outbox = outbox
         self.publisher = publisher
         self.logger = logger
-        (wakeups, wake) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
         (markWakeups, markWake) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Tells the relay that new rows were committed.
-    func notify() {
-        wake.yield()
-    }
-
     func run() async throws {
-        // Rows left by an earlier process are published first.
-        wake.yield()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.markPeriodically() }
-            for await _ in wakeups.cancelOnGracefulShutdown() {
+            // Rows left by an earlier process are published first, then new rows as their transactions commit.
+            var commits = outbox.appended.cancelOnGracefulShutdown().makeAsyncIterator()
+            repeat {
                 await drain()
-            }
+            } while await commits.next() != nil
             group.cancelAll()
         }
         // Shutting down: publish what the last requests committed, if the broker is there to take it.
@@ -73,7 +65,7 @@ final class OutboxRelay: Service, Sendable {
         while !Task.isCancelled {
             do {
                 let cursor = progress.withLock { $0.confirmedThrough }
-                let batch = try await store.pendingOutbox(after: cursor, limit: Self.batchSize)
+                let batch = try await outbox.pending(after: cursor, limit: Self.batchSize)
                 if batch.count < Self.batchSize { backlog.record(batch.count) }
                 guard let first = batch.first, let last = batch.last else { return }
                 let start = ContinuousClock.now
@@ -119,7 +111,7 @@ final class OutboxRelay: Service, Sendable {
             return progress.unmarked
         }) else { return }
         do {
-            try await store.markSent(from: range.lowerBound, through: range.upperBound)
+            try await outbox.markSent(range)
         } catch {
             logger.warning("could not mark published outbox rows sent, will retry", metadata: ["error": "\(error)"])
             progress.withLock { progress in

@@ -4,13 +4,11 @@ import HTTPServer
 import Logging
 import NIOHTTP1
 import ServiceRuntime
-import Storage
 
 /// The HTTP API of the user service. `openapi.json` (served at `/openapi.json`) documents it; a test keeps
 /// the two in step.
 struct UserAPI: Sendable {
-    let store: UserStore
-    let relay: OutboxRelay
+    let store: any UserStore
     let logger: Logger
 
     func register(in router: inout Router) {
@@ -46,7 +44,7 @@ struct UserAPI: Sendable {
         let input = try request.decodeJSON(CreateUser.self)
         let name = try UserValidation.name(input.name)
         let email = try UserValidation.email(input.email)
-        var idempotency: (key: String, fingerprint: String, render: @Sendable (User) -> [UInt8])?
+        var idempotency: IdempotencyKey?
         if let key = request.headers.first(name: "Idempotency-Key") {
             guard !key.isEmpty, key.utf8.count <= 255 else {
                 throw HTTPError(
@@ -54,22 +52,19 @@ struct UserAPI: Sendable {
                     detail: "Idempotency-Key: must be 1 to 255 characters")
             }
             // The same request means the same fields as sent, whatever the JSON's layout.
-            idempotency = (key, "\(input.name)\u{0}\(input.email)", { HTTPResponse.json(UserBody($0)).body })
+            idempotency = IdempotencyKey(key: key, fingerprint: "\(input.name)\u{0}\(input.email)")
         }
         let outcome = try await storeCall {
-            try await store.createUser(name: name, email: email, traceparent: traceparent, idempotency: idempotency)
+            try await store.create(name: name, email: email, traceparent: traceparent, idempotency: idempotency)
         }
         switch outcome {
         case .created(let user):
-            relay.notify()
             logger.debug("user created", metadata: ["user_id": "\(user.id)", "traceparent": "\(traceparent)"])
             return userResponse(user, status: .created, headers: ["Location": "/users/\(user.id)"])
-        case .replayed(let userID, let body):
-            logger.debug("idempotent retry answered with the original response", metadata: ["user_id": "\(userID)"])
-            return HTTPResponse(
-                status: .created,
-                headers: ["Content-Type": "application/json", "Location": "/users/\(userID)", "ETag": "\"1\""],
-                body: body)
+        case .replayed(let user):
+            // The original 201: the user as this key created it, whatever happened to it since.
+            logger.debug("idempotent retry answered with the original response", metadata: ["user_id": "\(user.id)"])
+            return userResponse(user, status: .created, headers: ["Location": "/users/\(user.id)"])
         }
     }
 
@@ -119,9 +114,8 @@ struct UserAPI: Sendable {
             email: try input.email.map { try UserValidation.email($0) })
         let condition = try Self.versionCondition(request)
         let user = try await storeCall {
-            try await store.updateUser(id: id, patch: patch, condition: condition, traceparent: traceparent)
+            try await store.update(id: id, patch: patch, condition: condition, traceparent: traceparent)
         }
-        relay.notify()
         logger.debug(
             "user updated",
             metadata: ["user_id": "\(id)", "version": "\(user.version)", "traceparent": "\(traceparent)"])
@@ -131,8 +125,7 @@ struct UserAPI: Sendable {
     private func delete(_ request: HTTPRequest, traceparent: String) async throws -> HTTPResponse {
         let id = request.pathParameters["id"] ?? ""
         let condition = try Self.versionCondition(request)
-        try await storeCall { try await store.deleteUser(id: id, condition: condition, traceparent: traceparent) }
-        relay.notify()
+        try await storeCall { try await store.delete(id: id, condition: condition, traceparent: traceparent) }
         logger.debug("user deleted", metadata: ["user_id": "\(id)", "traceparent": "\(traceparent)"])
         return .empty(.noContent)
     }
@@ -180,13 +173,13 @@ struct UserAPI: Sendable {
                 throw HTTPError(
                     .unprocessableEntity, error: "idempotency_key_reused",
                     detail: "this Idempotency-Key was used with a different request")
+            case .unavailable(let reason):
+                // A database that cannot be written or read: the request is refused whole, nothing half-written.
+                logger.error("database error", metadata: ["error": "\(reason)"])
+                throw HTTPError(
+                    .serviceUnavailable, error: "database_unavailable",
+                    detail: "the user database cannot be used right now; retry later")
             }
-        } catch let error as DatabaseError {
-            // A database that cannot be written or read: the request is refused whole, nothing half-written.
-            logger.error("database error", metadata: ["error": "\(error)"])
-            throw HTTPError(
-                .serviceUnavailable, error: "database_unavailable",
-                detail: "the user database cannot be used right now; retry later")
         }
     }
 

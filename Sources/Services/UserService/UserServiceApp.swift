@@ -1,10 +1,9 @@
 import Common
-import NIOHTTP1
 public import HTTPServer
 public import Logging
 public import Messaging
 public import ServiceLifecycle
-import ServiceRuntime
+public import ServiceRuntime
 
 /// Everything the user service needs to start.
 public struct UserServiceConfiguration: Sendable {
@@ -27,43 +26,40 @@ public struct UserServiceConfiguration: Sendable {
 
 /// The user service, assembled: its database is open, its services are ready to run.
 public struct UserServiceApp: Sendable {
-    /// Run these in a `ServiceGroup`, in this order (the HTTP server stops first on shutdown).
-    public let services: [any Service]
+    /// The services to run: the publisher's connection, the outbox relay, the HTTP server (which stops first).
+    public let services: ServiceStages
     private let server: HTTPServer
-    /// The routes the HTTP server serves (for the API document's test).
-    let routes: [(method: HTTPMethod, pattern: String)]
-    private let store: UserStore
 
     /// Opens the database (failing at once when it cannot be used) and wires the parts together.
     public init(configuration: UserServiceConfiguration, logger: Logger) throws {
         var brokerConfiguration = configuration.broker
         brokerConfiguration.connectionName = "user-service publisher"
-        let store = try UserStore(
+        let store = try SQLiteUserStore(
             path: configuration.databasePath, keptSentRows: configuration.outboxKeepSent, logger: logger)
+        let outbox = store.outbox
         let publisher = Publisher(configuration: brokerConfiguration, declaring: [QueueName.dispatch], logger: logger)
-        let relay = OutboxRelay(store: store, publisher: publisher, logger: logger)
-        var router = Router()
-        UserAPI(store: store, relay: relay, logger: logger).register(in: &router)
-        router.addHealthRoutes {
-            let backlog = try? await store.outboxBacklog()
+        let relay = OutboxRelay(outbox: outbox, publisher: publisher, logger: logger)
+        let router = Self.router(api: UserAPI(store: store, logger: logger)) {
+            let backlog = try? await outbox.backlog()
             return Readiness(
                 checks: ["broker": publisher.isConnected, "database": backlog != nil],
                 gauges: ["outbox_backlog": backlog ?? -1])
         }
-        router.addMetricsRoute()
         server = HTTPServer(configuration: configuration.http.recordingMetrics(), router: router, logger: logger)
-        routes = router.routes
-        self.store = store
-        services = [publisher, relay, server]
+        services = ServiceStages(connections: [publisher], workers: [relay], listeners: [server])
+    }
+
+    /// Every route the service serves: the user API and its document, health and metrics.
+    static func router(api: UserAPI, readiness: @escaping @Sendable () async -> Readiness) -> Router {
+        var router = Router()
+        api.register(in: &router)
+        router.addHealthRoutes(readiness: readiness)
+        router.addMetricsRoute()
+        return router
     }
 
     /// The port the HTTP server listens on, once it does.
     public func listeningPort() async throws -> Int {
         try await server.listeningPort()
-    }
-
-    /// All outbox rows, sent or not (for tests).
-    func outboxCountForTests() async throws -> Int {
-        try await store.outboxCount()
     }
 }

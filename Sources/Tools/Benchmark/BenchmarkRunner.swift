@@ -299,14 +299,14 @@ public enum BenchmarkRunner {
 
     /// Waits until the order database holds `count` snapshots, or throws after the drain timeout.
     private static func waitForSnapshots(count: Int, _ path: String, _ options: BenchmarkOptions) async throws {
-        var readOnly = ConnectionOptions()
+        var readOnly = SQLiteConnection.Options()
         readOnly.readOnly = true
         let deadline = ContinuousClock.now + .milliseconds(Int(options.drainTimeout * 1000))
-        var database: Connection?
+        var database: SQLiteConnection?
         defer { database?.close() }
         var seen = 0
         while true {
-            if database == nil { database = try? Connection(path: path, options: readOnly) }
+            if database == nil { database = try? SQLiteConnection(path: path, options: readOnly) }
             seen = (try? database?.queryFirst("SELECT count(*) AS n FROM user_snapshots")?.int("n")) ?? 0
             if seen >= count { return }
             guard ContinuousClock.now < deadline else {
@@ -343,9 +343,9 @@ public enum BenchmarkRunner {
     }
 
     static func readSnapshots(_ path: String, runID: String) throws -> [Snapshot] {
-        var readOnly = ConnectionOptions()
+        var readOnly = SQLiteConnection.Options()
         readOnly.readOnly = true
-        let database = try Connection(path: path, options: readOnly)
+        let database = try SQLiteConnection(path: path, options: readOnly)
         defer { database.close() }
         return try database.query("SELECT email, occurred_at, updated_at FROM user_snapshots").compactMap { row in
             guard let email = row.string("email"), let phase = LoadGenerator.phase(ofEmail: email, runID: runID),

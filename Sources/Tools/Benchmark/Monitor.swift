@@ -50,9 +50,9 @@ final class Monitor: Sendable {
     }
 
     private func loop() {
-        var options = ConnectionOptions()
+        var options = SQLiteConnection.Options()
         options.readOnly = true
-        var database: Connection?
+        var database: SQLiteConnection?
         var lastCPU = processes.map { ProcessStats.read(pid: $0.pid)?.cpuSeconds ?? 0 }
         var lastCompleted = 0
         var lastFailed = 0
@@ -68,7 +68,7 @@ final class Monitor: Sendable {
             }
             lastCPU = cpu
             if database == nil, FileManager.default.fileExists(atPath: ordersDatabase) {
-                database = try? Connection(path: ordersDatabase, options: options)
+                database = try? SQLiteConnection(path: ordersDatabase, options: options)
             }
             let snapshots = (try? database?.queryFirst("SELECT count(*) AS n FROM user_snapshots")?.int("n")) ?? nil
             let completed = counters.completed.load(ordering: .relaxed)

@@ -115,7 +115,7 @@ struct ChaosTests {
         }
 
         // The truth is the user service's database: its live users and the deletes it committed.
-        let users = try Connection(path: system.usersDatabase)
+        let users = try SQLiteConnection(path: system.usersDatabase)
         defer { users.close() }
         var live: [String: (name: String, email: String, version: Int64)] = [:]
         for row in try users.query("SELECT id, name, email, version FROM users") {

@@ -76,7 +76,7 @@ struct DatabaseFaultTests {
 
         // Nothing half-written: every user has its event, and the refused one has neither.
         try await service.stop()
-        let db = try Connection(path: "\(disk)/users.sqlite")
+        let db = try SQLiteConnection(path: "\(disk)/users.sqlite")
         defer { db.close() }
         let users = try db.queryFirst("SELECT count(*) AS n FROM users")?.int("n") ?? -1
         let events = try db.queryFirst("SELECT count(*) AS n FROM outbox")?.int("n") ?? -2

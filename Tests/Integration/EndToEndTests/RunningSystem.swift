@@ -91,8 +91,8 @@ final class RunningSystem: Sendable {
         var deleted: Bool
     }
 
-    private static let readOnly: ConnectionOptions = {
-        var options = ConnectionOptions()
+    private static let readOnly: SQLiteConnection.Options = {
+        var options = SQLiteConnection.Options()
         options.readOnly = true
         return options
     }()
@@ -100,7 +100,7 @@ final class RunningSystem: Sendable {
     /// Every snapshot in the order service's database, by user id.
     func snapshots() throws -> [String: Snapshot] {
         guard FileManager.default.fileExists(atPath: ordersDatabase) else { return [:] }
-        let db = try Connection(path: ordersDatabase, options: Self.readOnly)
+        let db = try SQLiteConnection(path: ordersDatabase, options: Self.readOnly)
         defer { db.close() }
         var result: [String: Snapshot] = [:]
         for row in try db.query("SELECT user_id, name, email, version, deleted FROM user_snapshots") {
@@ -113,7 +113,7 @@ final class RunningSystem: Sendable {
 
     /// How many events the user service's outbox holds (sent or not).
     func outboxCount() throws -> Int {
-        let db = try Connection(path: usersDatabase, options: Self.readOnly)
+        let db = try SQLiteConnection(path: usersDatabase, options: Self.readOnly)
         defer { db.close() }
         return try db.queryFirst("SELECT count(*) AS n FROM outbox")?.int("n") ?? -1
     }

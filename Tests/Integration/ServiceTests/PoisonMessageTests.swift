@@ -29,7 +29,7 @@ struct PoisonMessageTests {
         let port = try await app.listeningPort()
 
         // The fault: the database refuses this one user's row, whatever the order service does.
-        let admin = try Connection(path: database)
+        let admin = try SQLiteConnection(path: database)
         try admin.execute(
             """
             CREATE TRIGGER poison BEFORE INSERT ON user_snapshots WHEN NEW.user_id = 'poison'

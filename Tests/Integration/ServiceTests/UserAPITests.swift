@@ -4,6 +4,8 @@ import HTTPServer
 import Logging
 import Messaging
 import NIOHTTP1
+import ServiceRuntime
+import Storage
 import Synchronization
 import TestSupport
 import Testing
@@ -14,15 +16,16 @@ import Testing
 final class UserServiceUnderTest: Sendable {
     let port: Int
     let brokerURL: String
-    let app: UserServiceApp
+    /// The service's database file, for tests that look at what it stored.
+    let databasePath: String
     private let running: InProcessService
     /// Every (method, route pattern, status) the server answered.
     let answered = Mutex<Set<String>>([])
 
-    private init(port: Int, brokerURL: String, app: UserServiceApp, running: InProcessService) {
+    private init(port: Int, brokerURL: String, databasePath: String, running: InProcessService) {
         self.port = port
         self.brokerURL = brokerURL
-        self.app = app
+        self.databasePath = databasePath
         self.running = running
     }
 
@@ -33,13 +36,14 @@ final class UserServiceUnderTest: Sendable {
         let box = AnsweredBox()
         var http = HTTPServerConfiguration(host: "127.0.0.1", port: 0)
         http.onResponse = { method, pattern, status, _ in box.record("\(method) \(pattern) \(status.code)") }
+        let databasePath = "\(directory)/users.sqlite"
         let app = try UserServiceApp(
             configuration: UserServiceConfiguration(
-                http: http, databasePath: "\(directory)/users.sqlite", broker: try BrokerConfiguration(url: url)),
+                http: http, databasePath: databasePath, broker: try BrokerConfiguration(url: url)),
             logger: Logger(label: "user-api-test"))
-        let running = InProcessService(app.services)
+        let running = InProcessService(app.services.inStartOrder)
         let port = try await app.listeningPort()
-        let service = UserServiceUnderTest(port: port, brokerURL: url, app: app, running: running)
+        let service = UserServiceUnderTest(port: port, brokerURL: url, databasePath: databasePath, running: running)
         box.target.withLock { $0 = service }
         return service
     }
@@ -54,6 +58,14 @@ final class UserServiceUnderTest: Sendable {
 
     func create(_ name: String, _ email: String, headers: [String: String] = [:]) async throws -> TestHTTPResponse {
         try await call("POST", "/users", json: ["name": name, "email": email], headers: headers)
+    }
+
+    /// The events the outbox holds, sent or not, read from the database file.
+    func outboxRows() throws -> Int {
+        var options = SQLiteConnection.Options()
+        options.readOnly = true
+        let db = try SQLiteConnection(path: databasePath, options: options)
+        return try db.queryFirst("SELECT count(*) AS n FROM outbox")?.int("n") ?? -1
     }
 }
 
@@ -118,13 +130,23 @@ struct UserAPITests {
         #expect(retry.status == 201)
         #expect(retry.json["id"] as? String == first.json["id"] as? String)
         #expect(retry.headers["location"] == first.headers["location"])
+        #expect(retry.body == first.body)
         let other = try await service.create("Carol", "carol2@example.com", headers: key)
         #expect(other.status == 422)
         #expect(other.json["error"] as? String == "idempotency_key_reused")
         let list = try await service.call("GET", "/users")
         #expect((list.json["items"] as? [Any])?.count == 1)
-        let outbox = try await service.app.outboxCountForTests()
-        #expect(outbox == 1)
+        #expect(try service.outboxRows() == 1)
+
+        // A retry after the user changed still answers the original 201, with the version it had then.
+        let id = first.json["id"] as? String ?? ""
+        let renamed = try await service.call("PATCH", "/users/\(id)", json: ["name": "Caroline"])
+        #expect(renamed.headers["etag"] == "\"2\"")
+        let late = try await service.create("Carol", "carol@example.com", headers: key)
+        #expect(late.status == 201)
+        #expect(late.body == first.body)
+        #expect(late.headers["etag"] == "\"1\"")
+        #expect(late.headers["location"] == "/users/\(id)")
         await service.stop()
     }
 
@@ -229,7 +251,14 @@ struct UserAPITests {
                 for status in responses.keys { documented.insert("\(method.uppercased()) \(path) \(status)") }
             }
         }
-        let registered = Set(service.app.routes.map { "\($0.method) \($0.pattern)" })
+        let routes = UserServiceApp.router(
+            api: UserAPI(
+                store: try SQLiteUserStore(
+                    path: try temporaryDirectory("user-api-routes") + "/users.sqlite", logger: Logger(label: "routes")),
+                logger: Logger(label: "routes")),
+            readiness: { Readiness(checks: [:]) }
+        ).routes
+        let registered = Set(routes.map { "\($0.method) \($0.pattern)" })
         #expect(registered == documentedRoutes)
 
         // Exercise every route, then compare what the server answered with what the document promises.

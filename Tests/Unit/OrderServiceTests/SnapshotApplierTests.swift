@@ -15,7 +15,7 @@ import Testing
 struct SnapshotApplierTests {
     private struct Fixture {
         let applier: SnapshotApplier
-        let store: SnapshotStore
+        let store: any SnapshotStore
         let metrics: TestMetrics
         let path: String
 
@@ -23,7 +23,7 @@ struct SnapshotApplierTests {
             path = try temporaryDirectory("applier") + "/orders.sqlite"
             var logger = Logger(label: "SnapshotApplierTests")
             logger.logLevel = .warning
-            let store = try SnapshotStore(path: path, logger: logger)
+            let store = try SQLiteSnapshotStore(path: path, logger: logger)
             let metrics = TestMetrics()
             applier = withMetricsFactory(metrics) { SnapshotApplier(store: store, logger: logger) }
             self.store = store
@@ -105,7 +105,7 @@ struct SnapshotApplierTests {
 
     @Test func aStoreErrorIsThrownAsItIsForTheLoopToRetry() async throws {
         let fixture = try Fixture()
-        let admin = try Connection(path: fixture.path)
+        let admin = try SQLiteConnection(path: fixture.path)
         try admin.execute(
             """
             CREATE TRIGGER refuse BEFORE INSERT ON user_snapshots

@@ -86,19 +86,4 @@ public enum ServiceRunner {
         logger.info("starting", metadata: metadata)
         try await run(services, gracePeriod: settings.gracePeriod, logger: logger)
     }
-
-    /// `serve` for an app that still lists its services as one array in start order (they all run as workers).
-    @available(*, deprecated, message: "list the services as ServiceStages, so that their shutdown order is structural")
-    public static func serve<Configuration>(
-        _ label: String, options: CommonOptions, defaultPort: Int,
-        configure: (CommonSettings, [String: String]) throws -> Configuration,
-        describe: (Configuration) -> Logger.Metadata,
-        assemblySetting: String,
-        assemble: (Configuration, Logger) throws -> [any Service]
-    ) async throws {
-        try await serve(
-            label, options: options, defaultPort: defaultPort, configure: configure, describe: describe,
-            assemblySetting: assemblySetting,
-            assemble: { configuration, logger in ServiceStages(workers: try assemble(configuration, logger)) })
-    }
 }

@@ -2,10 +2,10 @@ import Foundation
 import Storage
 import Testing
 
-struct ConnectionTests {
+struct SQLiteConnectionTests {
     @Test func bindsAndReadsEveryValueType() async throws {
         try await withTemporaryDirectory { directory in
-            let db = try Connection(path: directory.appendingPathComponent("values.sqlite").path)
+            let db = try SQLiteConnection(path: directory.appendingPathComponent("values.sqlite").path)
             try db.execute(
                 "CREATE TABLE t(id INTEGER PRIMARY KEY, s TEXT, i INTEGER, r REAL, b BLOB, f INTEGER, n TEXT)")
 
@@ -48,7 +48,7 @@ struct ConnectionTests {
 
     @Test func parametersAreBoundNotInterpolated() async throws {
         try await withTemporaryDirectory { directory in
-            let db = try Connection(path: directory.appendingPathComponent("inject.sqlite").path)
+            let db = try SQLiteConnection(path: directory.appendingPathComponent("inject.sqlite").path)
             try db.execute("CREATE TABLE t(s TEXT)")
             let hostile = "x'); DROP TABLE t; --"
             #expect(try db.run("INSERT INTO t(s) VALUES(?)", hostile) == 1)
@@ -59,7 +59,7 @@ struct ConnectionTests {
 
     @Test func runReturnsChangesAndStatementsAreReusable() async throws {
         try await withTemporaryDirectory { directory in
-            let db = try Connection(path: directory.appendingPathComponent("changes.sqlite").path)
+            let db = try SQLiteConnection(path: directory.appendingPathComponent("changes.sqlite").path)
             try db.execute("CREATE TABLE t(v INTEGER); CREATE INDEX t_v ON t(v);")
             for value in 0..<100 {
                 try db.run("INSERT INTO t(v) VALUES(?)", value)
@@ -72,7 +72,7 @@ struct ConnectionTests {
 
     @Test func misuseIsReported() async throws {
         try await withTemporaryDirectory { directory in
-            let db = try Connection(path: directory.appendingPathComponent("misuse.sqlite").path)
+            let db = try SQLiteConnection(path: directory.appendingPathComponent("misuse.sqlite").path)
             try db.execute("CREATE TABLE t(a, b)")
 
             let tooFew = databaseError { try db.run("INSERT INTO t VALUES(?, ?)", 1) }
@@ -95,7 +95,7 @@ struct ConnectionTests {
 
     @Test func uniqueConstraintViolationIsRecognised() async throws {
         try await withTemporaryDirectory { directory in
-            let db = try Connection(path: directory.appendingPathComponent("unique.sqlite").path)
+            let db = try SQLiteConnection(path: directory.appendingPathComponent("unique.sqlite").path)
             try db.execute("CREATE TABLE users(id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE)")
             try db.run("INSERT INTO users VALUES(?, ?)", "u1", "a@example.com")
 
@@ -121,17 +121,18 @@ struct ConnectionTests {
 
     @Test func pragmasAreInEffect() async throws {
         try await withTemporaryDirectory { directory in
-            let db = try Connection(path: directory.appendingPathComponent("pragmas.sqlite").path)
+            let db = try SQLiteConnection(path: directory.appendingPathComponent("pragmas.sqlite").path)
             #expect(try db.queryFirst("PRAGMA journal_mode")?[0] == .text("wal"))
             #expect(try db.queryFirst("PRAGMA synchronous")?[0] == .integer(2))  // FULL
             #expect(try db.queryFirst("PRAGMA foreign_keys")?[0] == .integer(1))
             #expect(try db.queryFirst("PRAGMA busy_timeout")?[0] == .integer(5000))
 
-            var options = ConnectionOptions()
+            var options = SQLiteConnection.Options()
             options.synchronous = .normal
             options.walMode = false
             options.busyTimeout = .milliseconds(250)
-            let other = try Connection(path: directory.appendingPathComponent("other.sqlite").path, options: options)
+            let other = try SQLiteConnection(
+                path: directory.appendingPathComponent("other.sqlite").path, options: options)
             #expect(try other.queryFirst("PRAGMA journal_mode")?[0] == .text("delete"))
             #expect(try other.queryFirst("PRAGMA synchronous")?[0] == .integer(1))
             #expect(try other.queryFirst("PRAGMA busy_timeout")?[0] == .integer(250))
@@ -140,7 +141,7 @@ struct ConnectionTests {
 
     @Test func foreignKeysAreEnforced() async throws {
         try await withTemporaryDirectory { directory in
-            let db = try Connection(path: directory.appendingPathComponent("fk.sqlite").path)
+            let db = try SQLiteConnection(path: directory.appendingPathComponent("fk.sqlite").path)
             try db.execute("CREATE TABLE p(id INTEGER PRIMARY KEY); CREATE TABLE c(p INTEGER REFERENCES p(id));")
             let error = databaseError { try db.run("INSERT INTO c VALUES(?)", 1) }
             #expect(error?.code == .constraint)
@@ -150,7 +151,7 @@ struct ConnectionTests {
     @Test func openingInAMissingDirectoryFailsClearly() async throws {
         try await withTemporaryDirectory { directory in
             let path = directory.appendingPathComponent("no/such/dir/db.sqlite").path
-            let error = databaseError { try Connection(path: path) }
+            let error = databaseError { try SQLiteConnection(path: path) }
             #expect(error?.code == .cantOpen)
             #expect(error?.message.contains(path) == true)
             #expect(error?.message.contains("does not exist") == true)
@@ -162,18 +163,18 @@ struct ConnectionTests {
         try await withTemporaryDirectory { directory in
             let path = directory.appendingPathComponent("ro.sqlite").path
             do {
-                let db = try Connection(path: path)
+                let db = try SQLiteConnection(path: path)
                 try db.execute("CREATE TABLE t(v INTEGER); INSERT INTO t VALUES(1);")
             }
-            var options = ConnectionOptions()
+            var options = SQLiteConnection.Options()
             options.readOnly = true
-            let db = try Connection(path: path, options: options)
+            let db = try SQLiteConnection(path: path, options: options)
             let error = databaseError { try db.run("INSERT INTO t VALUES(?)", 2) }
             #expect(error?.code == .readOnly)
             #expect(try db.queryFirst("SELECT count(*) FROM t")?[0] == .integer(1))
 
             let missing = databaseError {
-                try Connection(path: directory.appendingPathComponent("absent.sqlite").path, options: options)
+                try SQLiteConnection(path: directory.appendingPathComponent("absent.sqlite").path, options: options)
             }
             #expect(missing?.code == .cantOpen)
         }
@@ -181,7 +182,7 @@ struct ConnectionTests {
 }
 
 /// The first column of every row of `sql`, as Int.
-func ints(_ db: Connection, _ sql: String) throws -> [Int?] {
+func ints(_ db: SQLiteConnection, _ sql: String) throws -> [Int?] {
     try db.query(sql).map { $0[0].intValue }
 }
 
@@ -190,7 +191,7 @@ struct TransactionTests {
 
     @Test func transactionCommitsOrRollsBack() async throws {
         try await withTemporaryDirectory { directory in
-            let db = try Connection(path: directory.appendingPathComponent("tx.sqlite").path)
+            let db = try SQLiteConnection(path: directory.appendingPathComponent("tx.sqlite").path)
             try db.execute("CREATE TABLE t(v INTEGER)")
 
             let value = try db.transaction {
@@ -227,7 +228,7 @@ struct TransactionTests {
 
     @Test func savepointsNest() async throws {
         try await withTemporaryDirectory { directory in
-            let db = try Connection(path: directory.appendingPathComponent("sp.sqlite").path)
+            let db = try SQLiteConnection(path: directory.appendingPathComponent("sp.sqlite").path)
             try db.execute("CREATE TABLE t(v INTEGER)")
 
             try db.transaction {
@@ -264,6 +265,39 @@ struct TransactionTests {
         }
     }
 
+    @Test func commitActionsFollowTheTransaction() async throws {
+        try await withTemporaryDirectory { directory in
+            let db = try SQLiteConnection(path: directory.appendingPathComponent("actions.sqlite").path)
+            try db.execute("CREATE TABLE t(v INTEGER)")
+            var ran: [String] = []
+
+            db.afterCommit { ran.append("no transaction") }
+            #expect(ran == ["no transaction"], "outside a transaction an action runs at once")
+
+            try db.transaction {
+                db.afterCommit { ran.append("outer") }
+                _ = thrownError {
+                    try db.savepoint {
+                        db.afterCommit { ran.append("rolled-back savepoint") }
+                        throw Boom()
+                    }
+                }
+                try db.savepoint { db.afterCommit { ran.append("released savepoint") } }
+                #expect(ran == ["no transaction"], "nothing runs before the commit")
+            }
+            #expect(ran == ["no transaction", "outer", "released savepoint"])
+
+            _ = thrownError {
+                try db.transaction {
+                    db.afterCommit { ran.append("rolled-back transaction") }
+                    throw Boom()
+                }
+            }
+            try db.transaction { try db.run("INSERT INTO t VALUES(?)", 1) }
+            #expect(ran == ["no transaction", "outer", "released savepoint"])
+        }
+    }
+
     @Test func migrationsRunOnceInOrder() async throws {
         try await withTemporaryDirectory { directory in
             let path = directory.appendingPathComponent("migrate.sqlite").path
@@ -272,14 +306,14 @@ struct TransactionTests {
                 "ALTER TABLE users ADD COLUMN email TEXT; CREATE INDEX users_email ON users(email);",
             ]
             do {
-                let db = try Connection(path: path)
+                let db = try SQLiteConnection(path: path)
                 try db.migrate(migrations)
                 #expect(try ints(db, "PRAGMA user_version") == [2])
                 // Re-running would fail (table exists) if anything ran again.
                 try db.migrate(migrations)
                 try db.run("INSERT INTO users(id, email) VALUES(?, ?)", "u1", "a@example.com")
             }
-            let db = try Connection(path: path)
+            let db = try SQLiteConnection(path: path)
             try db.migrate(migrations)
             try db.migrate(migrations + ["ALTER TABLE users ADD COLUMN name TEXT"])
             #expect(try ints(db, "PRAGMA user_version") == [3])
@@ -292,7 +326,7 @@ struct TransactionTests {
 
     @Test func failingMigrationLeavesVersionUnchanged() async throws {
         try await withTemporaryDirectory { directory in
-            let db = try Connection(path: directory.appendingPathComponent("bad.sqlite").path)
+            let db = try SQLiteConnection(path: directory.appendingPathComponent("bad.sqlite").path)
             let good = "CREATE TABLE a(v INTEGER)"
             let bad = "CREATE TABLE b(v INTEGER); INSERT INTO no_such_table VALUES(1);"
             let error = databaseError { try db.migrate([good, bad]) }

@@ -1,43 +1,45 @@
 import CSQLite
 import Foundation
 
-/// How a `Connection` is opened and configured.
-public struct ConnectionOptions: Sendable {
-    /// SQLite's `PRAGMA synchronous` levels.
-    public enum Synchronous: Sendable {
-        /// No fsync; fast, loses data on power failure.
-        case off
-        /// In WAL mode, fsync at checkpoints only; a power failure may lose the last commits.
-        case normal
-        /// fsync on every commit; a commit that returned is durable.
-        case full
-        /// Like `full`, and also fsyncs the directory after deleting a rollback journal.
-        case extra
+extension SQLiteConnection {
+    /// How a `SQLiteConnection` is opened and configured.
+    public struct Options: Sendable {
+        /// SQLite's `PRAGMA synchronous` levels.
+        public enum Synchronous: Sendable {
+            /// No fsync; fast, loses data on power failure.
+            case off
+            /// In WAL mode, fsync at checkpoints only; a power failure may lose the last commits.
+            case normal
+            /// fsync on every commit; a commit that returned is durable.
+            case full
+            /// Like `full`, and also fsyncs the directory after deleting a rollback journal.
+            case extra
 
-        var pragmaValue: String {
-            switch self {
-            case .off: "OFF"
-            case .normal: "NORMAL"
-            case .full: "FULL"
-            case .extra: "EXTRA"
+            var pragmaValue: String {
+                switch self {
+                case .off: "OFF"
+                case .normal: "NORMAL"
+                case .full: "FULL"
+                case .extra: "EXTRA"
+                }
             }
         }
+
+        /// `PRAGMA synchronous`; `.full` so that a committed write survives power loss.
+        public var synchronous: Synchronous = .full
+        /// How long a statement waits for another process's lock before failing with `.busy`.
+        public var busyTimeout: Duration = .seconds(5)
+        /// Open read-only: every write fails with `.readOnly`, and the file must exist.
+        public var readOnly = false
+        /// Switch a writable database to WAL journal mode (readers never block the writer).
+        public var walMode = true
+
+        /// Options with the defaults above.
+        public init() {}
     }
-
-    /// `PRAGMA synchronous`; `.full` so that a committed write survives power loss.
-    public var synchronous: Synchronous = .full
-    /// How long a statement waits for another process's lock before failing with `.busy`.
-    public var busyTimeout: Duration = .seconds(5)
-    /// Open read-only: every write fails with `.readOnly`, and the file must exist.
-    public var readOnly = false
-    /// Switch a writable database to WAL journal mode (readers never block the writer).
-    public var walMode = true
-
-    /// Options with the defaults above.
-    public init() {}
 }
 
-/// How `Connection.transaction` begins its transaction.
+/// How `SQLiteConnection.transaction` begins its transaction.
 public enum TransactionMode: Sendable {
     /// `BEGIN DEFERRED`: locks are taken by the first read or write.
     case deferred
@@ -59,10 +61,12 @@ public enum TransactionMode: Sendable {
 ///
 /// Not thread-safe: use it from one thread at a time (it is opened with `SQLITE_OPEN_NOMUTEX`). Parameters are
 /// always bound, never interpolated into SQL.
-public final class Connection {
+public final class SQLiteConnection {
     private var handle: OpaquePointer?
     private var statements: [String: OpaquePointer] = [:]
     private var savepointDepth = 0
+    /// Registered by `afterCommit`, in order; run when the open transaction commits, dropped when it rolls back.
+    private var commitActions: [() -> Void] = []
     private static let statementCacheLimit = 128
 
     /// The path the connection was opened with.
@@ -73,7 +77,7 @@ public final class Connection {
     ///
     /// Throws `DatabaseError` with code `.cantOpen` naming the path when the file cannot be opened, e.g. because its
     /// directory does not exist.
-    public init(path: String, options: ConnectionOptions = .init()) throws {
+    public init(path: String, options: Options = .init()) throws {
         self.path = path
         var flags = SQLITE_OPEN_NOMUTEX
         flags |= options.readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
@@ -196,8 +200,10 @@ public final class Connection {
         do {
             let result = try body()
             try runControl("COMMIT")
+            runCommitActions()
             return result
         } catch {
+            discardCommitActions()
             if try !isAutocommit() {
                 try? runControl("ROLLBACK")
             }
@@ -211,18 +217,35 @@ public final class Connection {
         savepointDepth += 1
         defer { savepointDepth -= 1 }
         let name = "storage_sp\(savepointDepth)"
+        let actionsBefore = commitActions.count
         try runControl("SAVEPOINT \(name)")
         do {
             let result = try body()
             try runControl("RELEASE \(name)")
             return result
         } catch {
+            // The savepoint's own commit actions go with its changes.
+            commitActions.removeSubrange(min(actionsBefore, commitActions.count)...)
             // If SQLite already rolled the whole transaction back (e.g. SQLITE_FULL), there is nothing to undo.
             if try !isAutocommit() {
                 try? runControl("ROLLBACK TO \(name)")
                 try? runControl("RELEASE \(name)")
             }
             throw error
+        }
+    }
+
+    /// Runs `action` on this connection's thread once the transaction open now has committed, e.g. to wake a
+    /// reader of the rows it wrote. When no transaction is open, runs it at once.
+    ///
+    /// The action is dropped, never run, when its changes are undone: when the savepoint or transaction it was
+    /// registered in rolls back, or when a commit fails. Commits made by `transaction` and by `DatabaseWriter`'s
+    /// group transactions run their actions in registration order after `COMMIT` returned.
+    public func afterCommit(_ action: @escaping () -> Void) {
+        if (try? isAutocommit()) ?? true {
+            action()
+        } else {
+            commitActions.append(action)
         }
     }
 
@@ -262,6 +285,18 @@ public final class Connection {
     /// Runs a transaction-control statement (BEGIN, COMMIT, SAVEPOINT, ...) through the statement cache.
     func runControl(_ sql: String) throws {
         try run(sql, [])
+    }
+
+    /// Runs and forgets the actions registered with `afterCommit`: call right after a successful `COMMIT`.
+    func runCommitActions() {
+        let actions = commitActions
+        commitActions.removeAll()
+        for action in actions { action() }
+    }
+
+    /// Forgets the actions registered with `afterCommit`: call when the transaction rolled back or failed to commit.
+    func discardCommitActions() {
+        commitActions.removeAll()
     }
 
     // MARK: Private
@@ -405,4 +440,4 @@ public final class Connection {
 }
 
 @available(*, unavailable)
-extension Connection: Sendable {}
+extension SQLiteConnection: Sendable {}
