@@ -2,6 +2,7 @@ import Foundation
 import Logging
 @testable import Storage
 import Testing
+import TestSupport
 
 private let schema = [
     """
@@ -23,7 +24,7 @@ private func sortedValues(_ db: Connection) throws -> [Int?] {
 
 /// Waits until `writer` has `count` jobs queued behind the one holding its thread.
 private func waitForQueue(_ writer: DatabaseWriter, count: Int) async -> Bool {
-    await eventually { writer.pendingJobCount == count }
+    (try? await eventually("\(count) jobs queued") { writer.pendingJobCount == count }) != nil
 }
 
 struct DatabaseWriterTests {
