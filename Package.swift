@@ -91,6 +91,14 @@ let package = Package(
         test("StorageTests", in: "Unit", dependencies: ["Storage", "TestSupport"]),
         test("HTTPServerTests", in: "Unit", dependencies: ["HTTPServer", "TestSupport", nio("NIOEmbedded")]),
         test("BenchmarkTests", in: "Unit", dependencies: ["Benchmark", .product(name: "Histogram", package: "hdrhistogram-swift")]),
+        test("MessagingConfigurationTests", in: "Unit", dependencies: ["Messaging"]),
+        test(
+            "ServiceLogicTests", in: "Unit",
+            dependencies: [
+                "Common", "Messaging", "HTTPServer", "ServiceRuntime", "UserService", "NotificationService", "TestSupport",
+                argumentParser, logging, nio("NIOHTTP1"), yams,
+            ]),
+        test("ExecutableTests", in: "Unit", dependencies: ["TestSupport"]),
 
         test(
             "MessagingTests", in: "Integration",
@@ -99,7 +107,7 @@ let package = Package(
             "ServiceTests", in: "Integration",
             dependencies: [
                 "UserService", "NotificationService", "OrderService", "ServiceRuntime", "TestSupport", "BrokerTestSupport",
-                "Messaging", "HTTPServer", argumentParser, metrics, nio("NIOHTTP1"), logging, yams,
+                "Messaging", "HTTPServer", metrics, nio("NIOHTTP1"), logging,
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
         test(

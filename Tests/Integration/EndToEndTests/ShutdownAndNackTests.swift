@@ -80,30 +80,4 @@ struct ShutdownAndNackTests {
             try await system.request("GET", path: "/readyz").json["outbox_backlog"] as? Int == 0
         }
     }
-
-    /// A second SIGTERM exits at once, even while the first is still waiting for work to finish (here: a broker
-    /// connection stuck in its handshake with a server that never answers).
-    @Test func secondSignalExitsAtOnce() async throws {
-        // A listening socket that is never accepted: the kernel completes TCP connects, nobody speaks AMQP.
-        let silent = try SilentListener()
-        defer { silent.close() }
-
-        let directory = try temporaryDirectory("second-signal")
-        let port = try freePort()
-        let service = ServiceProcess(
-            "user-service", arguments: ["--port", "\(port)"],
-            environment: [
-                "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:\(silent.port)/%2f", "USER_DB_URL": "\(directory)/u.sqlite",
-            ],
-            logDirectory: directory)
-        try service.start()
-        try await eventually("user service answers") {
-            (try? await httpRequest("GET", port: port, path: "/healthz").status) == 200
-        }
-        service.send(SIGTERM)
-        try await eventually("the first signal is handled") { service.log().contains("SIGTERM received:") }
-        let status = try await service.stop(signal: SIGTERM, timeout: .seconds(5))
-        #expect(status == 130)
-        #expect(service.log().contains("exiting now"))
-    }
 }
