@@ -33,7 +33,8 @@ struct ExecutableStartAndStopTests {
             ],
             logDirectory: directory)
         try service.start()
-        try await eventually("user service answers") {
+        // Generous: this suite runs while the whole suite starts up, when a 2-core machine is at its busiest.
+        try await eventually(timeout: .seconds(30), "user service answers") {
             (try? await httpRequest("GET", port: port, path: "/healthz").status) == 200
         }
         service.send(SIGTERM)
