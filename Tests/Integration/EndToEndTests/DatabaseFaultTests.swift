@@ -34,7 +34,7 @@ struct DatabaseFaultTests {
 
         // Fill the disk.
         let filler = "\(disk)/filler"
-        FileManager.default.createFile(atPath: filler, contents: nil)
+        _ = FileManager.default.createFile(atPath: filler, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
         let chunk = Data(repeating: 0, count: 64 * 1024)
         while (try? handle.write(contentsOf: chunk)) != nil {}
