@@ -88,13 +88,14 @@ let package = Package(
         executable("user-events-bench", in: "Tools", dependencies: ["Benchmark", argumentParser]),
 
         // MARK: Tests
-        .target(
-            name: "TestSupport", dependencies: ["Common", "Messaging", logging], path: "Tests/Support/TestSupport",
-            swiftSettings: upcoming),
+        // Generic helpers (waiting, files, ports, processes, HTTP, Prometheus text): usable by unit tests.
+        support("TestSupport", dependencies: []),
+        // A private RabbitMQ node and what needs one: integration tests only.
+        support("BrokerTestSupport", dependencies: ["TestSupport", "Messaging", logging]),
 
         test("CommonTests", in: "Unit", dependencies: ["Common"]),
         test("StorageTests", in: "Unit", dependencies: ["Storage", "TestSupport", metrics, metricsTestKit]),
-        test("UserServiceTests", in: "Unit", dependencies: ["UserService", "Common", "Storage", "TestSupport", logging]),
+        test("UserServiceTests", in: "Unit", dependencies: ["UserService", "Common", "Storage", "HTTPServer", "TestSupport", logging, nio("NIOHTTP1")]),
         test("HTTPServerTests", in: "Unit", dependencies: ["HTTPServer", "TestSupport", nio("NIOEmbedded")]),
         test("BenchmarkTests", in: "Unit", dependencies: ["Benchmark", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         test(
@@ -110,16 +111,23 @@ let package = Package(
             dependencies: [
                 "OrderService", "Delivery", "Messaging", "Common", "Storage", "TestSupport", metrics, metricsTestKit, logging,
             ]),
+        test("MessagingConfigurationTests", in: "Unit", dependencies: ["Messaging"]),
+        test("RepositoryFilesTests", in: "Unit", dependencies: ["TestSupport", yams]),
+        test("ExecutableTests", in: "Unit", dependencies: ["TestSupport"]),
 
-        test("MessagingTests", in: "Integration", dependencies: ["Messaging", "TestSupport"]),
+        test(
+            "MessagingTests", in: "Integration",
+            dependencies: ["Messaging", "TestSupport", "BrokerTestSupport", serviceLifecycle]),
         test(
             "ServiceTests", in: "Integration",
             dependencies: [
                 "UserService", "NotificationService", "OrderService", "ServiceRuntime", "Delivery", "TestSupport",
-                "Messaging", "HTTPServer", argumentParser, metrics, nio("NIOHTTP1"), logging, yams,
+                "BrokerTestSupport", "Messaging", "HTTPServer", metrics, nio("NIOHTTP1"), logging,
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
-        test("EndToEndTests", in: "Integration", dependencies: ["Common", "Storage", "Messaging", "TestSupport"]),
+        test(
+            "EndToEndTests", in: "Integration",
+            dependencies: ["Common", "Storage", "Messaging", "TestSupport", "BrokerTestSupport"]),
     ]
 )
 
@@ -131,6 +139,11 @@ func library(_ name: String, in layer: String, dependencies: [Target.Dependency]
 /// An executable target in `Sources/<layer>/<name>`.
 func executable(_ name: String, in layer: String, dependencies: [Target.Dependency]) -> Target {
     .executableTarget(name: name, dependencies: dependencies, path: "Sources/\(layer)/\(name)", swiftSettings: upcoming)
+}
+
+/// A library of test helpers in `Tests/Support/<name>`.
+func support(_ name: String, dependencies: [Target.Dependency]) -> Target {
+    .target(name: name, dependencies: dependencies, path: "Tests/Support/\(name)", swiftSettings: upcoming)
 }
 
 /// A test target in `Tests/<kind>/<name>`.

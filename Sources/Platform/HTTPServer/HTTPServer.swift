@@ -11,7 +11,8 @@ public import ServiceLifecycle
 /// in order. Run it in a `ServiceGroup`: on graceful shutdown it stops accepting, lets in-flight requests finish
 /// (bounded by ``HTTPServerConfiguration/shutdownGracePeriod``) and returns. Cancellation stops it at once.
 public final class HTTPServer: Service, Sendable {
-    private typealias Connection = NIOAsyncChannel<RequestFrame, HTTPResponse>
+    /// One accepted TCP connection from an HTTP client: assembled requests in, responses out.
+    private typealias ClientConnection = NIOAsyncChannel<AssembledRequest, HTTPResponse>
 
     private let configuration: HTTPServerConfiguration
     private let router: Router
@@ -28,7 +29,7 @@ public final class HTTPServer: Service, Sendable {
     /// Binds and serves until cancelled or graceful shutdown; on graceful shutdown stops accepting, lets in-flight
     /// requests finish (bounded), then returns. Call it once.
     public func run() async throws {
-        let serverChannel: NIOAsyncChannel<Connection, Never>
+        let serverChannel: NIOAsyncChannel<ClientConnection, Never>
         do {
             serverChannel = try await self.bind()
         } catch {
@@ -48,7 +49,7 @@ public final class HTTPServer: Service, Sendable {
                 }
             }
         } onGracefulShutdown: {
-            // ConnectionTracker closes the listener and quiesces every connection.
+            // ClientConnectionTracker closes the listener and quiesces every connection.
             serverChannel.channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         }
         self.logger.info("HTTP server stopped")
@@ -61,7 +62,7 @@ public final class HTTPServer: Service, Sendable {
         try await self.boundPort.value()
     }
 
-    private func bind() async throws -> NIOAsyncChannel<Connection, Never> {
+    private func bind() async throws -> NIOAsyncChannel<ClientConnection, Never> {
         let configuration = self.configuration
         let logger = self.logger
         return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -70,7 +71,7 @@ public final class HTTPServer: Service, Sendable {
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        ConnectionTracker(
+                        ClientConnectionTracker(
                             maxConnections: configuration.maxConnections,
                             gracePeriod: configuration.shutdownGracePeriod, logger: logger))
                 }
@@ -91,17 +92,17 @@ public final class HTTPServer: Service, Sendable {
                         RequestAssemblyHandler(
                             maxBodySize: configuration.maxBodySize, maxHeaderSize: configuration.maxHeaderSize,
                             idleTimeout: configuration.idleTimeout, logger: logger))
-                    return try Connection(wrappingChannelSynchronously: channel)
+                    return try ClientConnection(wrappingChannelSynchronously: channel)
                 }
             }
     }
 
     /// Serves one connection until it closes; its errors end only this connection.
-    private func serve(_ connection: Connection) async {
+    private func serve(_ connection: ClientConnection) async {
         do {
             try await connection.executeThenClose { requests, responses in
-                for try await frame in requests {
-                    try await responses.write(await self.respond(to: frame))
+                for try await request in requests {
+                    try await responses.write(await self.respond(to: request))
                 }
             }
         } catch {
@@ -110,14 +111,14 @@ public final class HTTPServer: Service, Sendable {
     }
 
     /// Routes one request and turns every outcome, including errors, into a response.
-    func respond(to frame: RequestFrame) async -> HTTPResponse {
+    func respond(to assembled: AssembledRequest) async -> HTTPResponse {
         let start = ContinuousClock.now
-        let method = frame.head.method
+        let method = assembled.head.method
         var pattern = "unmatched"
         var response: HTTPResponse
         do {
-            var request = try HTTPRequest(head: frame.head, body: Array(frame.body.readableBytesView))
-            guard let segments = HTTPRequest.segments(ofTarget: frame.head.uri) else {
+            var request = try HTTPRequest(head: assembled.head, body: Array(assembled.body.readableBytesView))
+            guard let segments = HTTPRequest.segments(ofTarget: assembled.head.uri) else {
                 throw HTTPError.badRequest("The request path has an invalid percent-encoding.")
             }
             switch self.router.match(method, segments: segments) {
@@ -151,7 +152,7 @@ public final class HTTPServer: Service, Sendable {
         self.logger.debug(
             "HTTP request",
             metadata: [
-                "method": "\(method.rawValue)", "path": "\(frame.head.uri)", "route": "\(pattern)",
+                "method": "\(method.rawValue)", "path": "\(assembled.head.uri)", "route": "\(pattern)",
                 "status": "\(response.status.code)", "duration_ms": "\(Self.milliseconds(duration))",
             ])
         self.configuration.onResponse?(method, pattern, response.status, duration)

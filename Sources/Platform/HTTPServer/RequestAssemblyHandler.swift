@@ -3,7 +3,7 @@ import NIOCore
 import NIOHTTP1
 
 /// A request whose head and whole body have arrived.
-struct RequestFrame: Sendable {
+struct AssembledRequest: Sendable {
     var head: HTTPRequestHead
     var body: ByteBuffer
 }
@@ -11,7 +11,7 @@ struct RequestFrame: Sendable {
 /// The HTTP protocol logic of one connection, between NIO's HTTP codec (with `HTTPServerPipelineHandler`, which
 /// hands over one request at a time) and the async code that answers requests.
 ///
-/// Inbound it assembles request parts into ``RequestFrame``s and enforces the limits: body size (413, from
+/// Inbound it assembles request parts into ``AssembledRequest``s and enforces the limits: body size (413, from
 /// `Content-Length` up front and while streaming), header size (431), target length (414), malformed requests
 /// (400), answering those itself and closing the connection. Outbound it turns an ``HTTPResponse`` into head,
 /// body and end with `Content-Length` and `Connection` set, and closes the connection after the response when
@@ -19,7 +19,7 @@ struct RequestFrame: Sendable {
 /// idle timeout.
 final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = RequestFrame
+    typealias InboundOut = AssembledRequest
     typealias OutboundIn = HTTPResponse
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -102,7 +102,7 @@ final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandle
         case (.receivingBody(let head, let body), .end):
             self.cancelIdleTimer()
             self.state = .awaitingResponse(head)
-            context.fireChannelRead(Self.wrapInboundOut(RequestFrame(head: head, body: body)))
+            context.fireChannelRead(Self.wrapInboundOut(AssembledRequest(head: head, body: body)))
 
         case (.closing, _):
             break  // the connection is going away; ignore whatever is still arriving

@@ -2,7 +2,6 @@ import Common
 public import HTTPServer
 public import Logging
 public import Messaging
-public import ServiceLifecycle
 public import ServiceRuntime
 
 /// Everything the user service needs to start.

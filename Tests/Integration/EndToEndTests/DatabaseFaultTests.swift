@@ -1,3 +1,4 @@
+import BrokerTestSupport
 import Foundation
 import Storage
 import Testing
@@ -7,17 +8,6 @@ import TestSupport
 /// half-written, and recovers by itself once there is room again.
 @Suite(.serialized)
 struct DatabaseFaultTests {
-    private func run(_ arguments: [String]) throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        return process.terminationStatus
-    }
-
     @Test func fullDiskGives503AndRecovers() async throws {
         let broker = try await TestBroker.shared()
         let url = try await broker.makeVirtualHost("db-fault")
@@ -25,9 +15,9 @@ struct DatabaseFaultTests {
         let disk = "\(directory)/disk"
         try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
         // A small disk of its own (the suite runs as root, as CI does).
-        let mounted = try run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", disk])
-        try #require(mounted == 0, "mounting a tmpfs for the full-disk test")
-        defer { _ = try? run(["umount", "-l", disk]) }
+        let mounted = try await runProcess(["/usr/bin/env", "mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", disk])
+        try #require(mounted.status == 0, "mounting a tmpfs for the full-disk test: \(mounted.errors)")
+        defer { _ = try? runProcessBlocking(["/usr/bin/env", "umount", "-l", disk]) }
 
         let port = try freePort()
         let service = ServiceProcess(
@@ -44,7 +34,7 @@ struct DatabaseFaultTests {
 
         // Fill the disk.
         let filler = "\(disk)/filler"
-        FileManager.default.createFile(atPath: filler, contents: nil)
+        _ = FileManager.default.createFile(atPath: filler, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
         let chunk = Data(repeating: 0, count: 64 * 1024)
         while (try? handle.write(contentsOf: chunk)) != nil {}

@@ -127,16 +127,4 @@ struct EndToEndTests {
         // Published once or twice, applied once: the snapshot is at version 1.
         #expect(try system.snapshots()[id]?.version == 1)
     }
-
-    @Test func badConfigurationStopsAtStartWithOneLine() async throws {
-        let directory = try temporaryDirectory("config")
-        let process = ServiceProcess(
-            "user-service", environment: ["RABBITMQ_URL": "http://nope", "HTTP_PORT": "1"], logDirectory: directory)
-        try process.start()
-        let status = try await process.stop(signal: 0)
-        #expect(status != 0)
-        let output = process.logTail().trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(output.split(separator: "\n").count == 1, "one line: \(output)")
-        #expect(output.contains("RABBITMQ_URL"))
-    }
 }

@@ -15,25 +15,16 @@ struct SchemaFuzzTests {
         let system = try await RunningSystem.start("fuzz")
         defer { Task { await system.stopAll() } }
 
-        let output = "\(system.directory)/schemathesis.log"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        // Schemathesis keeps a cache in its working directory: keep it out of the repository.
-        process.currentDirectoryURL = URL(fileURLWithPath: system.directory)
-        process.arguments = [
+        // Schemathesis keeps a cache in its working directory (`env -C`): keep it out of the repository.
+        let outcome = try await runProcess([
+            "/usr/bin/env", "-C", system.directory,
             "schemathesis", "run", "http://127.0.0.1:\(system.userPort)/openapi.json",
             "--checks", "all", "--exclude-checks", "positive_data_acceptance,ensure_resource_availability",
             "--max-examples", "40", "--workers", "2", "--max-time", "60", "--no-color",
-        ]
-        FileManager.default.createFile(atPath: output, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-        while process.isRunning { try await Task.sleep(for: .milliseconds(200)) }
-        let report = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        ])
+        let report = outcome.output + outcome.errors
         #expect(
-            process.terminationStatus == 0,
+            outcome.status == 0,
             "schemathesis found problems (is it installed? `make test` installs it):\n\(report.suffix(4000))")
         #expect(report.contains("passed"), "\(report.suffix(2000))")
         #expect(system.user.isRunning, "the user service survived the fuzzing")

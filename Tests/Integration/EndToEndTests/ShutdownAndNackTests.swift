@@ -1,3 +1,4 @@
+import BrokerTestSupport
 import Common
 import Foundation
 import Testing
@@ -78,42 +79,5 @@ struct ShutdownAndNackTests {
         try await eventually("outbox backlog back to 0") {
             try await system.request("GET", path: "/readyz").json["outbox_backlog"] as? Int == 0
         }
-    }
-
-    /// A second SIGTERM exits at once, even while the first is still waiting for work to finish (here: a broker
-    /// connection stuck in its handshake with a server that never answers).
-    @Test func secondSignalExitsAtOnce() async throws {
-        // A listening socket that is never accepted: the kernel completes TCP connects, nobody speaks AMQP.
-        let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(silent) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let listening = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(silent, pointer, length) == 0 && listen(silent, 16) == 0 && getsockname(silent, pointer, &length) == 0
-            }
-        }
-        try #require(listening)
-        let brokerPort = Int(UInt16(bigEndian: address.sin_port))
-
-        let directory = try temporaryDirectory("second-signal")
-        let port = try freePort()
-        let service = ServiceProcess(
-            "user-service", arguments: ["--port", "\(port)"],
-            environment: [
-                "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:\(brokerPort)/%2f", "USER_DB_URL": "\(directory)/u.sqlite",
-            ],
-            logDirectory: directory)
-        try service.start()
-        try await eventually("user service answers") {
-            (try? await httpRequest("GET", port: port, path: "/healthz").status) == 200
-        }
-        service.send(SIGTERM)
-        try await eventually("the first signal is handled") { service.log().contains("SIGTERM received:") }
-        let status = try await service.stop(signal: SIGTERM, timeout: .seconds(5))
-        #expect(status == 130)
-        #expect(service.log().contains("exiting now"))
     }
 }

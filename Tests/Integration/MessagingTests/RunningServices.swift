@@ -1,15 +1,8 @@
-import Messaging
+import ServiceLifecycle
 
-/// Publisher and Consumer, for running them while a test body runs.
-protocol RunnableService: Sendable {
-    func run() async throws
-}
-
-extension Publisher: RunnableService {}
-extension Consumer: RunnableService {}
-
-/// Runs `services` while `body` runs, then cancels them and waits until they have stopped.
-func withServices(_ services: any RunnableService..., body: () async throws -> Void) async throws {
+/// Runs `services` (publishers, consumers: any ServiceLifecycle `Service`) while `body` runs, then cancels them and
+/// waits until they have stopped.
+func withServices(_ services: any Service..., body: () async throws -> Void) async throws {
     try await withThrowingTaskGroup(of: Void.self) { group in
         for service in services {
             group.addTask { try await service.run() }

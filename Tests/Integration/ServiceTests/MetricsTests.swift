@@ -1,3 +1,4 @@
+import BrokerTestSupport
 import Common
 import Delivery
 import Foundation

@@ -1,3 +1,4 @@
+import BrokerTestSupport
 import Common
 import Foundation
 import HTTPServer

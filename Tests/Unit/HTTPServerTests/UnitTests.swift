@@ -81,8 +81,8 @@ struct RequestAssemblyHandlerTests {
         try channel.writeInbound(HTTPServerRequestPart.head(head))
         try channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "abc")))
         try channel.writeInbound(HTTPServerRequestPart.end(nil))
-        let frame = try #require(try channel.readInbound(as: RequestFrame.self))
-        #expect(String(buffer: frame.body) == "abc")
+        let request = try #require(try channel.readInbound(as: AssembledRequest.self))
+        #expect(String(buffer: request.body) == "abc")
 
         try channel.writeOutbound(HTTPResponse.text("hello"))
         guard case .head(let responseHead) = try channel.readOutbound(as: HTTPServerResponsePart.self) else {
@@ -106,7 +106,7 @@ struct RequestAssemblyHandlerTests {
         }
         #expect(responseHead.status == .payloadTooLarge)
         #expect(responseHead.headers["connection"] == ["close"])
-        #expect(try channel.readInbound(as: RequestFrame.self) == nil)
+        #expect(try channel.readInbound(as: AssembledRequest.self) == nil)
     }
 
     @Test func idleTimerClosesTheConnection() throws {

@@ -19,16 +19,6 @@ let quietLogger: Logger = {
     return logger
 }()
 
-/// Yields until `condition` holds; false if it did not within `timeout` (so the test fails instead of hanging).
-func eventually(timeout: Duration = .seconds(10), _ condition: () -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while !condition() {
-        if ContinuousClock.now > deadline { return false }
-        await Task.yield()
-    }
-    return true
-}
-
 /// Lets a test hold the writer thread inside one job until it opens the gate, so that the jobs submitted meanwhile
 /// are all queued when the thread comes back: batch boundaries become deterministic.
 final class Gate: Sendable {

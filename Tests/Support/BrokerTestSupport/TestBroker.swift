@@ -1,6 +1,6 @@
 import Foundation
-package import Glibc
 import Synchronization
+import TestSupport
 
 /// A private RabbitMQ node for tests, driven through `scripts/rabbitmq-node.sh`.
 public final class TestBroker: Sendable {
@@ -17,7 +17,11 @@ public final class TestBroker: Sendable {
     /// One broker per test process. If `RABBITMQ_TEST_URL` and `RABBITMQ_TEST_NODE_DIR` are set (the Makefile
     /// started a node), uses that node; otherwise starts one in a fresh temporary directory and stops it when the
     /// process exits. Concurrent callers share one start.
+    ///
+    /// - Throws: At once, without starting or reaching any node, in a unit-test run (`make test-unit` sets
+    ///   `UNIT_TESTS_ONLY=1`): a test that needs a broker belongs under Tests/Integration.
     public static func shared() async throws -> TestBroker {
+        try refuseInUnitTestRun()
         let task = shared.withLock { task in
             if let task { return task }
             let started = Task { try await TestBroker.startShared() }
@@ -39,8 +43,10 @@ public final class TestBroker: Sendable {
 
     /// Starts a node of its own in a fresh temporary directory, stopped when the process exits. For tests that
     /// disrupt the broker (stop/start) and so must not share it with tests running in parallel.
-    /// `extraConfiguration` lines are added to its `rabbitmq.conf` (e.g. a TLS listener).
+    /// `extraConfiguration` lines are added to its `rabbitmq.conf` (e.g. a TLS listener). Throws at once in a
+    /// unit-test run, like ``shared()``.
     public static func startPrivate(extraConfiguration: [String] = []) async throws -> TestBroker {
+        try refuseInUnitTestRun()
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("rabbitmq-test-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)")
             .path
@@ -65,6 +71,15 @@ public final class TestBroker: Sendable {
         }
         try startWatchdog(directory: directory)
         return TestBroker(url: String(url), nodeDirectory: directory)
+    }
+
+    /// `scripts/test-unit.sh` sets `UNIT_TESTS_ONLY=1`: there, a test that asks for a broker fails fast with a message
+    /// saying where it belongs, instead of starting a node.
+    private static func refuseInUnitTestRun() throws {
+        guard ProcessInfo.processInfo.environment["UNIT_TESTS_ONLY"] == "1" else { return }
+        throw TestBrokerError(
+            "this test needs a RabbitMQ node, but this is a unit-test run (UNIT_TESTS_ONLY=1, `make test-unit`): "
+                + "move the test under Tests/Integration, or run `make test`")
     }
 
     /// `atexit` does not run when the test process is killed (and was seen not to finish under some `swift test`
@@ -129,89 +144,25 @@ public final class TestBroker: Sendable {
     // MARK: - Subprocesses
 
     private static func runScript(_ arguments: [String], environment: [String: String] = [:]) async throws -> String {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(with: Result { try runScriptBlocking(arguments, environment: environment) })
-            }
-        }
+        try checked(arguments, await runProcess(scriptCommand(arguments), environment: environment))
     }
 
-    /// Runs the script with `posix_spawn` and `waitpid` (Foundation's `Process` sometimes never noticed the script's
-    /// exit here), its output in files, not pipes: the node it starts runs on in the background and could hold an
-    /// inherited pipe open.
-    private static func runScriptBlocking(_ arguments: [String], environment: [String: String] = [:]) throws -> String {
-        let scratch = FileManager.default.temporaryDirectory
-            .appendingPathComponent("rabbitmq-node-\(UUID().uuidString)")
-        let outputPath = scratch.path + ".out"
-        let errorPath = scratch.path + ".err"
-        defer {
-            unlink(outputPath)
-            unlink(errorPath)
+    private static func runScriptBlocking(_ arguments: [String]) throws -> String {
+        try checked(arguments, runProcessBlocking(scriptCommand(arguments)))
+    }
+
+    private static func scriptCommand(_ arguments: [String]) -> [String] {
+        ["/bin/bash", "\(repositoryRoot)/scripts/rabbitmq-node.sh"] + arguments
+    }
+
+    private static func checked(_ arguments: [String], _ outcome: ProcessOutcome) throws -> String {
+        guard outcome.status == 0 else {
+            throw TestBrokerError(
+                "rabbitmq-node.sh \(arguments.joined(separator: " ")) exited \(outcome.status): \(outcome.errors)")
         }
-        let script = "\(repositoryRoot)/scripts/rabbitmq-node.sh"
-        let pid = try spawn(
-            ["/bin/bash", script] + arguments, output: outputPath, errors: errorPath, environment: environment)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let stdout = String(decoding: FileManager.default.contents(atPath: outputPath) ?? Data(), as: UTF8.self)
-        let exitCode = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        guard exitCode == 0 else {
-            let stderr = String(decoding: FileManager.default.contents(atPath: errorPath) ?? Data(), as: UTF8.self)
-            throw TestBrokerError("rabbitmq-node.sh \(arguments.joined(separator: " ")) exited \(exitCode): \(stderr)")
-        }
-        return stdout
+        return outcome.output
     }
 }
-
-/// Starts `arguments[0]` with standard input from /dev/null and output to files, and no other file descriptor of
-/// this process; returns its pid. `environment` is added to this process's own.
-///
-/// Closing the rest matters: SwiftNIO opens sockets without `SOCK_CLOEXEC`, so without it the child (and the broker
-/// node and watchdog it leaves running until the test process exits) would hold a copy of every socket the tests in
-/// this process have open at that moment. A server's `close()` then sends no FIN, and a test waiting for the server
-/// to close a connection (graceful shutdown, idle timeout) hangs.
-package func spawn(
-    _ arguments: [String], output: String, errors: String? = nil, environment: [String: String] = [:]
-) throws -> pid_t {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    posix_spawn_file_actions_addopen(&actions, 2, errors ?? output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-    if let closeFrom = addCloseFrom {
-        _ = closeFrom(&actions, 3)
-    }
-    let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-    defer { for pointer in argv { free(pointer) } }
-    var pid: pid_t = 0
-    let spawned: Int32
-    if environment.isEmpty {
-        spawned = argv.withUnsafeBufferPointer { argv in
-            posix_spawn(&pid, arguments[0], &actions, nil, argv.baseAddress!, environ)
-        }
-    } else {
-        var merged = ProcessInfo.processInfo.environment
-        merged.merge(environment) { $1 }
-        let envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for pointer in envp { free(pointer) } }
-        spawned = argv.withUnsafeBufferPointer { argv in
-            envp.withUnsafeBufferPointer { envp in
-                posix_spawn(&pid, arguments[0], &actions, nil, argv.baseAddress!, envp.baseAddress!)
-            }
-        }
-    }
-    guard spawned == 0 else { throw TestBrokerError("posix_spawn of \(arguments[0]) failed: \(spawned)") }
-    return pid
-}
-
-/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later). Swift's Glibc module does not define
-/// `_GNU_SOURCE`, so the declaration is not imported: look it up at run time. Older glibc: `nil`, children inherit.
-private let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
-    guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
-    return unsafeBitCast(
-        symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
-}()
 
 /// The node directories to stop when the process exits (read by the `atexit` handler, which cannot capture).
 private let nodesToStopAtExit = Mutex<[String]>([])
@@ -227,18 +178,4 @@ public struct TestBrokerError: Error, CustomStringConvertible {
 /// A unique queue name per test so tests can run in parallel.
 public func uniqueQueueName(_ prefix: String) -> String {
     "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
-}
-
-/// Polls `condition` until it is true or `timeout` passes; then throws an error with `message`. Use instead of sleeps.
-public func eventually(
-    timeout: Duration = .seconds(10), _ message: String, _ condition: @Sendable () async throws -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    var pause = Duration.milliseconds(10)
-    while true {
-        if try await condition() { return }
-        if ContinuousClock.now >= deadline { throw TestBrokerError("timed out after \(timeout): \(message)") }
-        try await Task.sleep(for: pause)
-        pause = min(pause * 2, .milliseconds(200))
-    }
 }

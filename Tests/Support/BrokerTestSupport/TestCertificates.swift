@@ -1,5 +1,5 @@
 import Foundation
-import Glibc
+import TestSupport
 
 /// A throwaway PKI made with the `openssl` command in a temporary directory: a self-signed CA, a server certificate
 /// for `localhost` and `127.0.0.1` and a client certificate signed by it, and an unrelated second CA. EC P-256 keys
@@ -77,13 +77,11 @@ public struct TestCertificates: Sendable {
     }
 
     private func openssl(_ arguments: [String]) throws {
-        let output = directory + "/openssl.log"
-        let pid = try spawn(["/usr/bin/env", "openssl"] + arguments, output: output)
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        guard status == 0 else {
-            let log = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-            throw TestFailure("openssl \(arguments.prefix(2).joined(separator: " ")) failed (\(status)): \(log)")
+        let outcome = try runProcessBlocking(["/usr/bin/env", "openssl"] + arguments)
+        guard outcome.status == 0 else {
+            throw TestFailure(
+                "openssl \(arguments.prefix(2).joined(separator: " ")) failed (\(outcome.status)): "
+                    + outcome.output + outcome.errors)
         }
     }
 

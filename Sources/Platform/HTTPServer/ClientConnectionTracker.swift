@@ -6,7 +6,7 @@ import NIOCore
 /// It closes connections beyond `maxConnections` at once, and on `ChannelShouldQuiesceEvent` (graceful shutdown)
 /// stops accepting, asks every open connection to finish its current request and close (handled by
 /// `HTTPServerPipelineHandler`), and closes whatever is still open after the grace period.
-final class ConnectionTracker: ChannelInboundHandler {
+final class ClientConnectionTracker: ChannelInboundHandler {
     typealias InboundIn = any Channel
     typealias InboundOut = any Channel
 
@@ -85,4 +85,4 @@ final class ConnectionTracker: ChannelInboundHandler {
 }
 
 @available(*, unavailable)
-extension ConnectionTracker: Sendable {}
+extension ClientConnectionTracker: Sendable {}
