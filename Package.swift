@@ -89,6 +89,7 @@ let package = Package(
         test("CommonTests", in: "Unit", dependencies: ["Common"]),
         test("StorageTests", in: "Unit", dependencies: ["Storage", "TestSupport"]),
         test("HTTPServerTests", in: "Unit", dependencies: ["HTTPServer", "TestSupport", nio("NIOEmbedded")]),
+        test("MessagingUnitTests", in: "Unit", dependencies: ["Messaging"]),
         test("BenchmarkTests", in: "Unit", dependencies: ["Benchmark", .product(name: "Histogram", package: "hdrhistogram-swift")]),
 
         test("MessagingTests", in: "Integration", dependencies: ["Messaging", "TestSupport"]),

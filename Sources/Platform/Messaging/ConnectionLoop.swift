@@ -317,31 +317,3 @@ final class Wakeup: Sendable {
         while read(readDescriptor, &buffer, buffer.count) > 0 {}
     }
 }
-
-/// A first-in-first-out queue with amortised O(1) removal at the front.
-struct FIFO<Element> {
-    private var storage: [Element] = []
-    private var head = 0
-
-    var isEmpty: Bool { head == storage.count }
-
-    mutating func append(_ element: Element) { storage.append(element) }
-
-    mutating func popFirst() -> Element? {
-        guard head < storage.count else { return nil }
-        let element = storage[head]
-        head += 1
-        if head > 64 && head * 2 > storage.count {
-            storage.removeFirst(head)
-            head = 0
-        }
-        return element
-    }
-
-    mutating func remove(where predicate: (Element) -> Bool) -> Element? {
-        guard let index = storage[head...].firstIndex(where: predicate) else { return nil }
-        return storage.remove(at: index)
-    }
-}
-
-extension FIFO: Sendable where Element: Sendable {}

@@ -1,4 +1,9 @@
 internal import CRabbitMQ
+// Which clang module owns `timeval` depends on the order in which modules load; on Linux it can be CDispatch (through
+// Foundation), and MemberImportVisibility then wants that module imported to use its fields.
+#if canImport(CDispatch)
+internal import CDispatch
+#endif
 import Foundation
 import Logging
 
@@ -8,8 +13,10 @@ final class AMQPConnection {
     /// The only channel this layer opens.
     static let channel: amqp_channel_t = 1
     private static let frameMax: Int32 = 131_072
-    private static let socketTimeout = timeval(tv_sec: 10, tv_usec: 0)
-    private static let rpcTimeout = timeval(tv_sec: 10, tv_usec: 0)
+    private static let socketTimeout = seconds(10)
+    private static let rpcTimeout = seconds(10)
+
+    private static func seconds(_ seconds: Int) -> timeval { timeval(tv_sec: seconds, tv_usec: 0) }
 
     private let state: amqp_connection_state_t
     /// Scratch memory for outgoing properties and tables; recycled after every call that uses it.
@@ -242,7 +249,7 @@ final class AMQPConnection {
     /// detects missed ones (rabbitmq-c does both only inside its wait calls).
     func nextFrame() throws(MessagingError) -> IncomingFrame? {
         var frame = amqp_frame_t()
-        var zero = timeval(tv_sec: 0, tv_usec: 0)
+        var zero = Self.seconds(0)
         let status = amqp_simple_wait_frame_noblock(state, &frame, &zero)
         if status == AMQP_STATUS_TIMEOUT.rawValue { return nil }
         if status != AMQP_STATUS_OK.rawValue { throw MessagingError(status: status, while: "reading") }
