@@ -7,7 +7,11 @@ struct BackoffTests {
 
     @Test func doublesPerAttemptUpToTheMaximum() {
         let delays = (1...6).map { backoff.delay(attempt: $0, jitter: 1) }
-        #expect(delays == [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .seconds(1), .seconds(1)])
+        #expect(
+            delays == [
+                .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .seconds(1),
+                .seconds(1),
+            ])
     }
 
     @Test func attemptZeroWaitsLikeTheFirst() {
