@@ -4,6 +4,8 @@ import Logging
 /// came on; settlements go back only on that connection (a delivery tag means nothing on another channel, and the
 /// broker redelivers what the lost one held). On shutdown the consumer is cancelled and settlements keep flowing
 /// until the broker's `cancel-ok`; deliveries that arrive meanwhile are left unacked for the broker to redeliver.
+///
+/// Acking in batches would coalesce consecutive acks of one generation into one `basic.ack` with `multiple` here.
 struct ConsumerStateMachine: ConnectionRole {
     /// What consuming callers ask.
     enum Command: Sendable {

@@ -7,6 +7,9 @@ import Logging
 /// the calls that had started (the broker may have some of their messages, so the caller retries) and keeps the
 /// waiting ones for the next connection. On shutdown no new call starts, the one being sent is finished, and the
 /// connection closes once every confirm arrived (or the drain timer fires).
+///
+/// A message whose properties AMQP cannot carry (short strings over 255 bytes, headers over the frame size) would be
+/// refused in ``commandReceived(_:)``, before anything goes on the wire.
 struct PublisherStateMachine: ConnectionRole {
     /// What publishing callers ask.
     enum Command: Sendable {
