@@ -97,6 +97,7 @@ let package = Package(
         test("StorageTests", in: "Unit", dependencies: ["Storage", "TestSupport", metrics, metricsTestKit]),
         test("UserServiceTests", in: "Unit", dependencies: ["UserService", "Common", "Storage", "HTTPServer", "TestSupport", logging, nio("NIOHTTP1")]),
         test("HTTPServerTests", in: "Unit", dependencies: ["HTTPServer", "TestSupport", nio("NIOEmbedded")]),
+        test("MessagingUnitTests", in: "Unit", dependencies: ["Messaging"]),
         test("BenchmarkTests", in: "Unit", dependencies: ["Benchmark", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         test(
             "ServiceRuntimeTests", in: "Unit",
@@ -111,7 +112,6 @@ let package = Package(
             dependencies: [
                 "OrderService", "Delivery", "Messaging", "Common", "Storage", "TestSupport", metrics, metricsTestKit, logging,
             ]),
-        test("MessagingConfigurationTests", in: "Unit", dependencies: ["Messaging"]),
         test("RepositoryFilesTests", in: "Unit", dependencies: ["TestSupport", yams]),
         test("ExecutableTests", in: "Unit", dependencies: ["TestSupport"]),
 

@@ -19,8 +19,11 @@ public struct Backoff: Sendable, Equatable {
     /// The delay before retry number `attempt` (1-based): `initial` doubled per attempt up to `maximum`, scaled by a
     /// random factor in 0.5...1 so that clients retrying together spread out, and never below `initial`.
     public func delay(attempt: Int) -> Duration {
-        delay(attempt: attempt, jitter: Double.random(in: 0.5...1.0))
+        delay(attempt: attempt, jitter: Self.randomJitter())
     }
+
+    /// A random factor for ``delay(attempt:jitter:)``, in 0.5...1.
+    static func randomJitter() -> Double { Double.random(in: 0.5...1.0) }
 
     /// ``delay(attempt:)`` with the random factor given (`jitter` in 0.5...1).
     func delay(attempt: Int, jitter: Double) -> Duration {

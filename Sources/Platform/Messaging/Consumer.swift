@@ -3,7 +3,13 @@ public import ServiceLifecycle
 
 /// One AMQP connection consuming one queue with manual acks and a prefetch count, owned by a dedicated thread.
 public final class Consumer: Service, Sendable {
-    private let loop: ConnectionLoop
+    private let mailbox = ConnectionMailbox<ConsumerStateMachine.Command>()
+    private let configuration: BrokerConfiguration
+    private let queue: String
+    private let prefetch: UInt16
+    private let queues: [String]
+    private let logger: Logger
+    private let continuation: AsyncStream<Delivery>.Continuation
     /// The deliveries, across reconnects, for one reader. Finishes when ``run()`` returns.
     public let deliveries: AsyncStream<Delivery>
 
@@ -21,30 +27,38 @@ public final class Consumer: Service, Sendable {
     ) {
         let (stream, continuation) = AsyncStream.makeStream(of: Delivery.self, bufferingPolicy: .unbounded)
         deliveries = stream
-        loop = ConnectionLoop(
-            configuration: configuration,
-            role: .consumer(queue: queue, prefetch: max(1, prefetch), deliveries: continuation),
-            declaring: [queue] + queues, logger: logger)
+        self.continuation = continuation
+        self.configuration = configuration
+        self.queue = queue
+        self.prefetch = max(1, prefetch)
+        self.queues = [queue] + queues
+        self.logger = logger
     }
 
     /// Connects with retry, sets `basic.qos`, starts `basic.consume` (manual acks) and delivers until cancelled or
-    /// graceful shutdown; then cancels the consumer, sends the acks handed over so far, and closes. Unacked
-    /// deliveries go back to the queue. May be called once.
+    /// graceful shutdown; then cancels the consumer, keeps sending the acks handed over until the broker confirms
+    /// the cancel (at most 5 seconds), and closes. Unacked deliveries go back to the queue. May be called once.
     public func run() async throws {
-        try await loop.run()
+        try await ConnectionDriver.run(
+            role: ConsumerStateMachine(queue: queue, prefetch: prefetch), declaring: queues, mailbox: mailbox,
+            configuration: configuration, logger: logger, deliveries: continuation)
     }
 
     /// Acknowledges `delivery` (and, with `multiple`, every earlier delivery of the same connection). Does not
     /// block. An ack for a delivery from an earlier connection is dropped: the broker redelivers that message.
     public func ack(_ delivery: Delivery, multiple: Bool = false) {
-        loop.settle(delivery, .ack(multiple: multiple))
+        settle(delivery, .ack(multiple: multiple))
     }
 
     /// Rejects `delivery`; with `requeue` the broker delivers it again, otherwise it drops (or dead-letters) it.
     public func reject(_ delivery: Delivery, requeue: Bool) {
-        loop.settle(delivery, .reject(requeue: requeue))
+        settle(delivery, .reject(requeue: requeue))
     }
 
     /// Whether the connection is up and consuming.
-    public var isConnected: Bool { loop.isConnected }
+    public var isConnected: Bool { mailbox.isConnected }
+
+    private func settle(_ delivery: Delivery, _ settlement: Settlement) {
+        mailbox.post(.role(.settle(deliveryTag: delivery.deliveryTag, generation: delivery.generation, settlement)))
+    }
 }

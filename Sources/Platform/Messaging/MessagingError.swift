@@ -93,10 +93,16 @@ extension MessagingError {
 }
 
 /// A `channel.close` or `connection.close` from the broker, copied out of the library's buffers.
-struct BrokerClose: CustomStringConvertible {
+struct BrokerClose: CustomStringConvertible, Sendable {
     var isConnection: Bool
     var replyCode: UInt16
     var replyText: String
+
+    init(isConnection: Bool, replyCode: UInt16, replyText: String) {
+        self.isConnection = isConnection
+        self.replyCode = replyCode
+        self.replyText = replyText
+    }
 
     init(method: amqp_method_t) {
         switch method.id {

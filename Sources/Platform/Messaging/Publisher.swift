@@ -6,7 +6,11 @@ public import ServiceLifecycle
 /// Run it as a `Service` (or call ``run()`` in a task); ``publish(_:)`` may be called from any task, before or
 /// during `run()`.
 public final class Publisher: Service, Sendable {
-    private let loop: ConnectionLoop
+    private let mailbox = ConnectionMailbox<PublisherStateMachine.Command>()
+    private let configuration: BrokerConfiguration
+    private let queues: [String]
+    private let confirmWindow: Int
+    private let logger: Logger
 
     /// Creates a publisher; nothing happens until ``run()``.
     ///
@@ -18,16 +22,19 @@ public final class Publisher: Service, Sendable {
     public init(
         configuration: BrokerConfiguration, declaring queues: [String], confirmWindow: Int = 1024, logger: Logger
     ) {
-        loop = ConnectionLoop(
-            configuration: configuration, role: .publisher(confirmWindow: max(1, confirmWindow)), declaring: queues,
-            logger: logger)
+        self.configuration = configuration
+        self.queues = queues
+        self.confirmWindow = max(1, confirmWindow)
+        self.logger = logger
     }
 
     /// Connects (retrying with backoff while the broker is absent), declares the queues on every (re)connect,
     /// enables `confirm.select` and serves publishes until cancelled or graceful shutdown. Before returning it waits
     /// (up to 5 seconds) for outstanding confirms. May be called once.
     public func run() async throws {
-        try await loop.run()
+        try await ConnectionDriver.run(
+            role: PublisherStateMachine(confirmWindow: confirmWindow), declaring: queues, mailbox: mailbox,
+            configuration: configuration, logger: logger)
     }
 
     /// Publishes `messages` in order and returns once the broker confirmed every one of them.
@@ -39,16 +46,20 @@ public final class Publisher: Service, Sendable {
     /// once the publisher is stopping.
     public func publish(_ messages: [OutboundMessage]) async throws {
         guard !messages.isEmpty else { return }
-        try await loop.publish(messages)
+        try await mailbox.request(cancellable: true, closedDetail: "the publisher is shutting down") { id in
+            .role(.publish(requestID: id, messages: messages))
+        }
     }
 
     /// Declares more queues (durable, no arguments) on the live connection and on every reconnect after it;
     /// returns once the broker declared them. Waits for the connection while disconnected.
     public func declare(_ queues: [String]) async throws {
         guard !queues.isEmpty else { return }
-        try await loop.declare(queues)
+        try await mailbox.request(cancellable: false, closedDetail: "the connection is shutting down") { id in
+            .declare(requestID: id, queues: queues)
+        }
     }
 
     /// Whether the connection is up and ready to publish.
-    public var isConnected: Bool { loop.isConnected }
+    public var isConnected: Bool { mailbox.isConnected }
 }

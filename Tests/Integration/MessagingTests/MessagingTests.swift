@@ -136,6 +136,23 @@ struct MessagingTests {
         }
     }
 
+    @Test func aConsumerStoppingMidStreamFlushesItsAcksAndLeavesTheRestQueued() async throws {
+        let broker = try await TestBroker.shared()
+        let queue = uniqueQueueName("stop-mid-stream")
+        let publisher = Publisher(configuration: try configuration(broker, "pub"), declaring: [queue], logger: logger)
+        try await withServices(publisher) {
+            try await publisher.publish((0..<200).map { OutboundMessage(queue: queue, body: [UInt8($0 % 256)]) })
+        }
+        // Prefetch 20: when it stops, up to 20 more deliveries are on their way or waiting unacked in the stream.
+        let consumer = Consumer(
+            configuration: try configuration(broker, "con"), queue: queue, prefetch: 20, logger: logger)
+        try await withServices(consumer) {
+            _ = try await collect(50, from: consumer, acking: true)
+        }
+        // The 50 acks were flushed before the cancel completed; everything else went back to the queue.
+        try await eventually("150 messages left") { try await broker.messageCount(queue: queue) == 150 }
+    }
+
     @Test func ackMultipleAcksEverythingUpToTheTag() async throws {
         let broker = try await TestBroker.shared()
         let queue = uniqueQueueName("multiple")

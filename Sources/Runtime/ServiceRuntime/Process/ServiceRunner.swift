@@ -1,5 +1,5 @@
 public import Logging
-public import ServiceLifecycle
+import ServiceLifecycle
 import Messaging
 import UnixSignals
 import Foundation

@@ -1,15 +1,23 @@
 internal import CRabbitMQ
+// Which clang module owns `timeval` depends on the order in which modules load; on Linux it can be CDispatch (through
+// Foundation), and MemberImportVisibility then wants that module imported to use its fields.
+#if canImport(CDispatch)
+internal import CDispatch
+#endif
 import Foundation
 import Logging
 
-/// One rabbitmq-c connection with channel 1 open. rabbitmq-c is not thread-safe: an instance is created, used and
-/// destroyed by the one connection thread that owns it (see ``ConnectionWorker``), never shared.
+/// One rabbitmq-c connection with channel 1 open: the one wrapper of the C API. rabbitmq-c is not thread-safe: an
+/// instance is created, used and destroyed by the one connection thread that owns it (see ``ConnectionDriver``),
+/// never shared.
 final class AMQPConnection {
     /// The only channel this layer opens.
     static let channel: amqp_channel_t = 1
     private static let frameMax: Int32 = 131_072
-    private static let socketTimeout = timeval(tv_sec: 10, tv_usec: 0)
-    private static let rpcTimeout = timeval(tv_sec: 10, tv_usec: 0)
+    private static let socketTimeout = seconds(10)
+    private static let rpcTimeout = seconds(10)
+
+    private static func seconds(_ seconds: Int) -> timeval { timeval(tv_sec: seconds, tv_usec: 0) }
 
     private let state: amqp_connection_state_t
     /// Scratch memory for outgoing properties and tables; recycled after every call that uses it.
@@ -181,13 +189,6 @@ final class AMQPConnection {
         return tag
     }
 
-    /// `basic.cancel`; deliveries that arrive before `cancel-ok` are queued by the library and dropped by the caller
-    /// (unacked, so the broker redelivers them).
-    func cancel(consumerTag: String) throws(MessagingError) {
-        withScratch { _ = amqp_basic_cancel(state, Self.channel, scratchBytes(consumerTag)) }
-        try checkReply("cancelling consumer")
-    }
-
     private func checkReply(_ action: String) throws(MessagingError) {
         let reply = amqp_get_rpc_reply(state)
         guard reply.reply_type == AMQP_RESPONSE_NORMAL else {
@@ -236,22 +237,44 @@ final class AMQPConnection {
         if status != AMQP_STATUS_OK.rawValue { throw MessagingError(status: status, while: "rejecting") }
     }
 
+    /// `basic.cancel` without waiting: the broker's `cancel-ok` arrives as a frame, after any deliveries it sent
+    /// before it.
+    func sendCancel(consumerTag: String) throws(MessagingError) {
+        var status: Int32 = 0
+        withScratch {
+            var cancel = amqp_basic_cancel_t(consumer_tag: scratchBytes(consumerTag), nowait: 0)
+            status = amqp_send_method(state, Self.channel, AMQP_BASIC_CANCEL_METHOD, &cancel)
+        }
+        if status != AMQP_STATUS_OK.rawValue { throw MessagingError(status: status, while: "cancelling consumer") }
+    }
+
     // MARK: - Reading
 
-    /// The next frame if one is complete without waiting; `nil` if there is none. Also sends due heartbeats and
-    /// detects missed ones (rabbitmq-c does both only inside its wait calls).
+    /// The next frame if one is complete without waiting; `nil` if there is none. The content that follows a
+    /// `basic.deliver` or `basic.return` is read with it. Also sends due heartbeats and detects missed ones
+    /// (rabbitmq-c does both only inside its wait calls).
     func nextFrame() throws(MessagingError) -> IncomingFrame? {
         var frame = amqp_frame_t()
-        var zero = timeval(tv_sec: 0, tv_usec: 0)
+        var zero = Self.seconds(0)
         let status = amqp_simple_wait_frame_noblock(state, &frame, &zero)
         if status == AMQP_STATUS_TIMEOUT.rawValue { return nil }
         if status != AMQP_STATUS_OK.rawValue { throw MessagingError(status: status, while: "reading") }
         defer { amqp_maybe_release_buffers(state) }
-        return IncomingFrame(frame)
+        switch ReceivedMethod(frame) {
+        case .deliver(let tag, let redelivered):
+            let content = try readContent()
+            return .deliver(
+                deliveryTag: tag, redelivered: redelivered, body: content.body, properties: content.properties)
+        case .returned(let routingKey, let replyCode, let replyText):
+            _ = try readContent()
+            return .returned(routingKey: routingKey, replyCode: replyCode, replyText: replyText)
+        case .frame(let frame):
+            return frame
+        }
     }
 
     /// Reads the content (header and body frames) that follows `basic.deliver` or `basic.return`.
-    func readContent() throws(MessagingError) -> (body: [UInt8], properties: MessageProperties) {
+    private func readContent() throws(MessagingError) -> (body: [UInt8], properties: MessageProperties) {
         var message = amqp_message_t()
         let reply = amqp_read_message(state, Self.channel, &message, 0)
         guard reply.reply_type == AMQP_RESPONSE_NORMAL else {
@@ -396,19 +419,15 @@ final class AMQPConnection {
 @available(*, unavailable)
 extension AMQPConnection: Sendable {}
 
-/// A frame from the broker with the fields this layer needs, copied out of rabbitmq-c's buffers.
-enum IncomingFrame {
+/// A method frame decoded out of rabbitmq-c's buffers; deliveries and returns still need their content read.
+private enum ReceivedMethod {
     case deliver(deliveryTag: UInt64, redelivered: Bool)
-    case ack(deliveryTag: UInt64, multiple: Bool)
-    case nack(deliveryTag: UInt64, multiple: Bool)
     case returned(routingKey: String, replyCode: UInt16, replyText: String)
-    case cancelledByBroker
-    case close(BrokerClose)
-    case other(String)
+    case frame(IncomingFrame)
 
     init(_ frame: amqp_frame_t) {
         guard frame.frame_type == UInt8(AMQP_FRAME_METHOD) else {
-            self = .other("frame type \(frame.frame_type) outside a message")
+            self = .frame(.other("frame type \(frame.frame_type) outside a message"))
             return
         }
         let method = frame.payload.method
@@ -418,21 +437,23 @@ enum IncomingFrame {
             self = .deliver(deliveryTag: deliver.delivery_tag, redelivered: deliver.redelivered != 0)
         case AMQP_BASIC_ACK_METHOD:
             let ack = method.decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
-            self = .ack(deliveryTag: ack.delivery_tag, multiple: ack.multiple != 0)
+            self = .frame(.ack(deliveryTag: ack.delivery_tag, multiple: ack.multiple != 0))
         case AMQP_BASIC_NACK_METHOD:
             let nack = method.decoded.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee
-            self = .nack(deliveryTag: nack.delivery_tag, multiple: nack.multiple != 0)
+            self = .frame(.nack(deliveryTag: nack.delivery_tag, multiple: nack.multiple != 0))
         case AMQP_BASIC_RETURN_METHOD:
             let returned = method.decoded.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
             self = .returned(
                 routingKey: String(amqpBytes: returned.routing_key), replyCode: returned.reply_code,
                 replyText: String(amqpBytes: returned.reply_text))
         case AMQP_BASIC_CANCEL_METHOD:
-            self = .cancelledByBroker
+            self = .frame(.cancelledByBroker)
+        case AMQP_BASIC_CANCEL_OK_METHOD:
+            self = .frame(.cancelOk)
         case AMQP_CHANNEL_CLOSE_METHOD, AMQP_CONNECTION_CLOSE_METHOD:
-            self = .close(BrokerClose(method: method))
+            self = .frame(.close(BrokerClose(method: method)))
         default:
-            self = .other("method 0x\(String(method.id, radix: 16))")
+            self = .frame(.other("method 0x\(String(method.id, radix: 16))"))
         }
     }
 }

@@ -1,0 +1,310 @@
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The thin loop on a connection's own thread: it feeds a ``ConnectionStateMachine`` what happens (commands from the
+/// ``ConnectionMailbox``, frames from the ``AMQPConnection``, timers) and performs the actions it returns. All
+/// decisions are the machine's; the driver only does the I/O (rabbitmq-c calls, `poll()`), logs and answers callers.
+///
+/// rabbitmq-c is blocking and not thread-safe, so one thread owns the connection: it sleeps in `poll()` on the socket
+/// and the mailbox's wake-up pipe, so an idle connection costs no CPU, and wakes at half the heartbeat interval,
+/// because rabbitmq-c sends heartbeats only while reading. Created, used and dropped on that thread.
+final class ConnectionDriver<Role: ConnectionRole> {
+    /// The result of performing one action: more actions, or the connection failed and earlier actions that needed
+    /// it mean nothing any more.
+    private enum Outcome {
+        case next([ConnectionAction])
+        case connectionFailed([ConnectionAction])
+    }
+
+    /// Frames handled before the thread looks at commands again, so a busy socket cannot starve acks.
+    private static var framesPerTurn: Int { 256 }
+
+    private var machine: ConnectionStateMachine<Role>
+    private let mailbox: ConnectionMailbox<Role.Command>
+    private let configuration: BrokerConfiguration
+    private let logger: Logger
+    /// `amqp_reconnects_total{role}`: connections made again after one was lost.
+    private let reconnects: Counter
+    /// Where a consumer's deliveries go.
+    private let deliveries: AsyncStream<Delivery>.Continuation?
+
+    private var connection: AMQPConnection?
+    /// How long `poll()` may sleep while connected: half the heartbeat interval.
+    private var pollInterval = Duration.seconds(30)
+    private var backoffDeadline: ContinuousClock.Instant?
+    private var drainDeadline: ContinuousClock.Instant?
+    private var shutdownReported = false
+    private var closedPolitely = false
+    private var finished = false
+
+    private init(
+        machine: ConnectionStateMachine<Role>, mailbox: ConnectionMailbox<Role.Command>,
+        configuration: BrokerConfiguration, logger: Logger, deliveries: AsyncStream<Delivery>.Continuation?
+    ) {
+        self.machine = machine
+        self.mailbox = mailbox
+        self.configuration = configuration
+        self.logger = logger
+        self.deliveries = deliveries
+        reconnects = Counter(label: "amqp_reconnects_total", dimensions: [("role", Role.name)])
+    }
+
+    /// Runs one connection for `role` on a new thread, declaring `queues` on every connect, and returns when the
+    /// thread has finished: after cancellation or graceful shutdown, once everything is flushed and closed.
+    static func run(
+        role: Role, declaring queues: [String], mailbox: ConnectionMailbox<Role.Command>,
+        configuration: BrokerConfiguration, logger: Logger, deliveries: AsyncStream<Delivery>.Continuation? = nil
+    ) async throws {
+        guard mailbox.markStarted() else { throw MessagingError(.closed, "run() may be called only once") }
+        var logger = logger
+        logger[metadataKey: "amqp.role"] = "\(Role.name)"
+        if !configuration.connectionName.isEmpty {
+            logger[metadataKey: "amqp.connection"] = "\(configuration.connectionName)"
+        }
+        let backoff = Backoff(
+            initial: configuration.reconnectDelay.lowerBound, maximum: configuration.reconnectDelay.upperBound)
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (exit: CheckedContinuation<Void, Never>) in
+                    let thread = Thread { [logger] in
+                        nameCurrentThread("amqp-\(Role.name)")
+                        let driver = ConnectionDriver(
+                            machine: ConnectionStateMachine(role: role, declaring: queues, backoff: backoff),
+                            mailbox: mailbox, configuration: configuration, logger: logger, deliveries: deliveries)
+                        driver.main()
+                        mailbox.finish()
+                        exit.resume()
+                    }
+                    thread.start()
+                }
+            } onCancel: {
+                mailbox.requestShutdown()
+            }
+        } onGracefulShutdown: {
+            mailbox.requestShutdown()
+        }
+    }
+
+    // MARK: - The loop
+
+    private func main() {
+        takeCommands()
+        if !finished { perform(machine.start()) }
+        while !finished {
+            takeCommands()
+            if finished { break }
+            if fireTimers() { continue }
+            if connection != nil {
+                if readFrames() { continue }
+                if finished { break }
+                // rabbitmq-c may hold bytes it read already, which `poll()` would not report.
+                if connection?.hasBufferedInput == true { continue }
+            }
+            waitForInput()
+        }
+        if !closedPolitely { logger.info("AMQP \(Role.name) for \(configuration.redactedURL) stopped") }
+    }
+
+    private func takeCommands() {
+        let (commands, shutdownRequested) = mailbox.take()
+        for command in commands {
+            if finished { return }
+            perform(machine.commandReceived(command))
+        }
+        if shutdownRequested && !shutdownReported && !finished {
+            shutdownReported = true
+            perform(machine.shutdownAsked())
+        }
+    }
+
+    /// Reports a timer that has fired; returns whether one did.
+    private func fireTimers() -> Bool {
+        let now = ContinuousClock.now
+        if let deadline = backoffDeadline, deadline <= now {
+            backoffDeadline = nil
+            perform(machine.backoffElapsed())
+            return true
+        }
+        if let deadline = drainDeadline, deadline <= now {
+            drainDeadline = nil
+            perform(machine.drainDeadlinePassed())
+            return true
+        }
+        return false
+    }
+
+    /// Reads up to ``framesPerTurn`` frames that are complete without waiting; returns whether more may be ready.
+    private func readFrames() -> Bool {
+        for _ in 0..<Self.framesPerTurn {
+            guard let connection, !finished else { return false }
+            let frame: IncomingFrame?
+            do throws(MessagingError) {
+                frame = try connection.nextFrame()
+            } catch {
+                perform(machine.connectionLost(error))
+                return false
+            }
+            guard let frame else { return false }
+            perform(machine.frameRead(frame))
+        }
+        return true
+    }
+
+    private func waitForInput() {
+        let now = ContinuousClock.now
+        var timeout = connection == nil ? Duration.seconds(30) : pollInterval
+        if let deadline = backoffDeadline { timeout = min(timeout, deadline - now) }
+        if let deadline = drainDeadline { timeout = min(timeout, deadline - now) }
+        mailbox.wakeup.wait(socket: connection?.socketDescriptor, timeout: timeout)
+    }
+
+    // MARK: - Actions
+
+    /// Performs `actions` in order, and those that their outcomes bring, then publishes whether the connection serves.
+    private func perform(_ actions: [ConnectionAction]) {
+        var queue = FIFO(actions)
+        while let action = queue.popFirst() {
+            switch execute(action) {
+            case .next(let more):
+                queue.append(contentsOf: more)
+            case .connectionFailed(let more):
+                _ = queue.removeAll(where: \.needsConnection)
+                queue.append(contentsOf: more)
+            }
+        }
+        mailbox.setConnected(machine.isConnected)
+    }
+
+    private func execute(_ action: ConnectionAction) -> Outcome {
+        switch action {
+        case .connect(let steps):
+            return .next(connect(steps))
+        case .reportConnected(let generation, let isReconnect):
+            if isReconnect { reconnects.increment() }
+            logger.info(
+                "AMQP \(isReconnect ? "reconnected" : "connected") to \(configuration.redactedURL)",
+                metadata: [
+                    "amqp.heartbeat": "\(connection?.heartbeatSeconds ?? 0)s", "amqp.generation": "\(generation)",
+                ])
+        case .reportConnectFailed(let attempt, let error):
+            logger.warning(
+                "AMQP connection to \(configuration.redactedURL) failed (attempt \(attempt)): \(error)")
+        case .backOff(let delay):
+            backoffDeadline = .now + delay
+        case .abandonConnection(let error, let reconnecting):
+            connection?.abandon()
+            connection = nil
+            logger.warning(
+                "AMQP connection to \(configuration.redactedURL) lost: \(error)\(reconnecting ? "; reconnecting" : "")")
+        case .replyCloseOk(let isConnection):
+            openConnection.replyCloseOk(isConnection: isConnection)
+        case .startDrainTimer(let timeout):
+            drainDeadline = .now + timeout
+        case .closeConnection:
+            connection?.close()
+            connection = nil
+            closedPolitely = true
+            logger.info("AMQP connection to \(configuration.redactedURL) closed")
+        case .finish:
+            finished = true
+            backoffDeadline = nil
+            drainDeadline = nil
+        case .log(let level, let message):
+            logger.log(level: level, "\(message)")
+
+        case .declare(let requestID, let queues):
+            do throws(MessagingError) {
+                for queue in queues { try openConnection.declareQueue(queue) }
+            } catch {
+                return .connectionFailed(machine.declarationFailed(requestID: requestID, error))
+            }
+            return .next(machine.queuesDeclared(requestID: requestID))
+        case .completeDeclaration(let requestID), .completePublish(let requestID):
+            mailbox.answer(requestID, with: .success(()))
+        case .failDeclaration(let requestID, let error), .failPublish(let requestID, let error):
+            mailbox.answer(requestID, with: .failure(error))
+        case .cancelPublish(let requestID):
+            mailbox.answer(requestID, with: .failure(CancellationError()))
+
+        case .sendPublish(let message):
+            let refusal: MessagingError?
+            do throws(MessagingError) {
+                refusal = try openConnection.publish(message)
+            } catch {
+                return .connectionFailed(machine.connectionLost(error))
+            }
+            return .next(refusal.map { machine.publishRefused($0) } ?? machine.publishSent())
+
+        case .ack(let tag, let multiple):
+            return io { connection throws(MessagingError) in try connection.ack(deliveryTag: tag, multiple: multiple) }
+        case .reject(let tag, let requeue):
+            return io { connection throws(MessagingError) in try connection.reject(deliveryTag: tag, requeue: requeue) }
+        case .cancelConsumer(let consumerTag):
+            return io { connection throws(MessagingError) in try connection.sendCancel(consumerTag: consumerTag) }
+        case .yieldDelivery(let delivery):
+            deliveries?.yield(delivery)
+        case .finishDeliveries:
+            deliveries?.finish()
+        }
+        return .next([])
+    }
+
+    /// Opens a connection and sets it up; reports the outcome to the machine.
+    private func connect(_ steps: [SetupStep]) -> [ConnectionAction] {
+        do throws(MessagingError) {
+            let opened = try AMQPConnection.open(configuration)
+            var consumerTag: String?
+            for step in steps {
+                switch step {
+                case .declare(let queue): try opened.declareQueue(queue)
+                case .selectConfirms: try opened.selectConfirms()
+                case .setPrefetch(let count): try opened.setPrefetch(count)
+                case .consume(let queue): consumerTag = try opened.consume(queue: queue)
+                }
+            }
+            connection = opened
+            pollInterval =
+                opened.heartbeatSeconds > 0 ? .milliseconds(Int(opened.heartbeatSeconds) * 500) : .seconds(30)
+            return machine.connected(consumerTag: consumerTag)
+        } catch {
+            return machine.connectFailed(error)
+        }
+    }
+
+    /// Performs a call on the open connection whose only outcome that matters is failure.
+    private func io(_ call: (AMQPConnection) throws(MessagingError) -> Void) -> Outcome {
+        do throws(MessagingError) {
+            try call(openConnection)
+        } catch {
+            return .connectionFailed(machine.connectionLost(error))
+        }
+        return .next([])
+    }
+
+    /// The connection, which the machine asks for only while one is open.
+    private var openConnection: AMQPConnection {
+        guard let connection else { preconditionFailure("the state machine asked for I/O without a connection") }
+        return connection
+    }
+}
+
+@available(*, unavailable)
+extension ConnectionDriver: Sendable {}
+
+/// Names the calling OS thread (shown by `top -H`, `ps -L` and debuggers). Foundation's `Thread.name` does not on
+/// Linux, and `pthread_setname_np` is not visible to Swift there, so this writes `/proc/thread-self/comm`.
+private func nameCurrentThread(_ name: String) {
+    let descriptor = open("/proc/thread-self/comm", O_WRONLY)
+    guard descriptor >= 0 else { return }
+    defer { close(descriptor) }
+    let bytes = Array(name.utf8.prefix(15))
+    _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+}

@@ -1,0 +1,170 @@
+import Logging
+
+/// The publisher's half of a ``ConnectionStateMachine``: publish calls wait in order, are sent one message at a time
+/// while the confirm window has room, and end when the broker has confirmed every message (``ConfirmTracker``).
+///
+/// A call is cancellable until its first message is sent; from then on it runs to its end. A lost connection fails
+/// the calls that had started (the broker may have some of their messages, so the caller retries) and keeps the
+/// waiting ones for the next connection. On shutdown no new call starts, the one being sent is finished, and the
+/// connection closes once every confirm arrived (or the drain timer fires).
+///
+/// A message whose properties AMQP cannot carry (short strings over 255 bytes, headers over the frame size) would be
+/// refused in ``commandReceived(_:)``, before anything goes on the wire.
+struct PublisherStateMachine: ConnectionRole {
+    /// What publishing callers ask.
+    enum Command: Sendable {
+        /// Publish `messages` in order; answer request `requestID` when all are confirmed.
+        case publish(requestID: UInt64, messages: [OutboundMessage])
+    }
+
+    private struct Call {
+        let requestID: UInt64
+        let messages: [OutboundMessage]
+        /// How many of `messages` went on the wire.
+        var sent = 0
+    }
+
+    static var name: String { "publisher" }
+
+    /// Most messages sent and not yet confirmed.
+    let confirmWindow: Int
+    /// Calls that have not sent anything yet.
+    private var waiting = FIFO<Call>()
+    /// The call being sent: some of its messages may wait for room in the window.
+    private var sending: Call?
+    /// A ``ConnectionAction/sendPublish(_:)`` was asked for and its outcome not yet reported.
+    private var sendOutstanding = false
+    private var confirms = ConfirmTracker()
+    private var channelOpen = false
+    /// Shutdown was asked: no new call starts.
+    private var stopping = false
+
+    init(confirmWindow: Int) {
+        precondition(confirmWindow > 0, "the confirm window holds at least one message")
+        self.confirmWindow = confirmWindow
+    }
+
+    var setupSteps: [SetupStep] { [.selectConfirms] }
+
+    var isDrained: Bool { sending == nil && confirms.isEmpty }
+
+    mutating func channelOpened(generation: UInt64, consumerTag: String?) -> [ConnectionAction] {
+        channelOpen = true
+        return sendNext()
+    }
+
+    mutating func commandReceived(_ command: Command) -> [ConnectionAction] {
+        switch command {
+        case .publish(let requestID, let messages):
+            precondition(!messages.isEmpty, "a publish call has at least one message")
+            guard !stopping else { return [.failPublish(requestID: requestID, Self.shuttingDown)] }
+            waiting.append(Call(requestID: requestID, messages: messages))
+            return sendNext()
+        }
+    }
+
+    mutating func cancelAsked(requestID: UInt64) -> [ConnectionAction] {
+        guard waiting.remove(where: { $0.requestID == requestID }) != nil else { return [] }
+        return [.cancelPublish(requestID: requestID)]
+    }
+
+    mutating func publishSent() -> [ConnectionAction] {
+        guard sendOutstanding, var call = sending else { preconditionFailure("publishSent without a send") }
+        sendOutstanding = false
+        if call.sent == 0 { confirms.track(PublishBatch(id: call.requestID, messageCount: call.messages.count)) }
+        confirms.sent(requestID: call.requestID, queue: call.messages[call.sent].queue)
+        call.sent += 1
+        sending = call.sent == call.messages.count ? nil : call
+        return sendNext()
+    }
+
+    mutating func publishRefused(_ error: MessagingError) -> [ConnectionAction] {
+        guard sendOutstanding, let call = sending else { preconditionFailure("publishRefused without a send") }
+        sendOutstanding = false
+        // The rest of the call is not sent; messages already sent still get their confirms, which are ignored.
+        sending = nil
+        confirms.abandon(call.requestID)
+        return [.failPublish(requestID: call.requestID, error)] + sendNext()
+    }
+
+    mutating func frameRead(_ frame: IncomingFrame) throws(MessagingError) -> [ConnectionAction] {
+        switch frame {
+        case .ack(let tag, let multiple):
+            return settled(confirms.settle(upTo: tag, multiple: multiple, failure: nil)) + sendNext()
+        case .nack(let tag, let multiple):
+            let nacked = MessagingError(.nacked, "the broker nacked the message")
+            return settled(confirms.settle(upTo: tag, multiple: multiple, failure: nacked)) + sendNext()
+        case .returned(let routingKey, let replyCode, let replyText):
+            let error = MessagingError(
+                .unroutable, "no queue for routing key '\(routingKey)' (\(replyCode) \(replyText))")
+            guard confirms.markReturned(routingKey: routingKey, error: error) else {
+                return [.log(.warning, "basic.return for '\(routingKey)' matches no unconfirmed publish")]
+            }
+            return []
+        case .deliver:
+            throw MessagingError(.protocolError, "basic.deliver on a publisher connection")
+        case .cancelledByBroker, .cancelOk:
+            throw MessagingError(.protocolError, "basic.cancel on a publisher connection")
+        case .close, .other:
+            preconditionFailure("\(frame) is handled by the connection")
+        }
+    }
+
+    mutating func channelLost(_ error: MessagingError) -> [ConnectionAction] {
+        channelOpen = false
+        return failStarted(MessagingError(.connectionLost, "connection lost: \(error)"))
+    }
+
+    mutating func shutdownAsked() -> [ConnectionAction] {
+        stopping = true
+        return failWaiting() + sendNext()
+    }
+
+    mutating func drainTimedOut() -> [ConnectionAction] { [] }
+
+    mutating func stop() -> [ConnectionAction] {
+        channelOpen = false
+        stopping = true
+        let started = failStarted(MessagingError(.closed, "the publisher stopped before the broker confirmed"))
+        return started + failWaiting()
+    }
+
+    // MARK: - Helpers
+
+    private static var shuttingDown: MessagingError { MessagingError(.closed, "the publisher is shutting down") }
+
+    /// The next message to send, if the channel is open, no send is outstanding and the window has room.
+    private mutating func sendNext() -> [ConnectionAction] {
+        guard channelOpen, !sendOutstanding, confirms.count < confirmWindow else { return [] }
+        if sending == nil {
+            guard !stopping, let next = waiting.popFirst() else { return [] }
+            sending = next
+        }
+        guard let call = sending else { return [] }
+        sendOutstanding = true
+        return [.sendPublish(call.messages[call.sent])]
+    }
+
+    private func settled(_ outcomes: [PublishOutcome]) -> [ConnectionAction] {
+        outcomes.map { outcome in
+            if let failure = outcome.failure {
+                .failPublish(requestID: outcome.requestID, failure)
+            } else {
+                .completePublish(requestID: outcome.requestID)
+            }
+        }
+    }
+
+    /// Fails the calls that sent something, or were about to, with `error`.
+    private mutating func failStarted(_ error: MessagingError) -> [ConnectionAction] {
+        var failed = confirms.reset()
+        if let sending, !failed.contains(sending.requestID) { failed.append(sending.requestID) }
+        sending = nil
+        sendOutstanding = false
+        return failed.map { .failPublish(requestID: $0, error) }
+    }
+
+    private mutating func failWaiting() -> [ConnectionAction] {
+        waiting.removeAll().map { .failPublish(requestID: $0.requestID, Self.shuttingDown) }
+    }
+}
