@@ -1,19 +1,23 @@
 import Foundation
 
 /// The transactional outbox as its relay sees it: events committed together with their changes, waiting to be
-/// published. `SQLiteOutbox` is the backend on SQLite; each backend appends rows in its own transactions.
+/// published. `SQLiteOutbox` and `PostgresOutbox` are the backends; each appends rows in its own transactions.
+///
+/// Rows are found by "not yet marked sent", never by a position watermark: PostgreSQL sequences commit out of order,
+/// so a row with a lower position may become visible after a higher one was published.
 protocol Outbox: Sendable {
-    /// Yields after a transaction that appended events has committed (signals are coalesced). One relay reads it.
-    var appended: AsyncStream<Void> { get }
+    /// Runs `relay` while this process is the outbox's only relay, with a stream that yields after transactions that
+    /// appended events commit (coalesced). With one writer process (SQLite) that is at once and until `relay`
+    /// returns; with several instances on one database it waits its turn, and cancels `relay` if the turn is lost
+    /// (then waits again). Returns when `relay` returned, or when graceful shutdown began while waiting.
+    func whileRelaying(_ relay: @escaping @Sendable (_ commits: AsyncStream<Void>) async -> Void) async throws
 
-    /// Up to `limit` events not yet marked sent, in commit order, after `position`: the relay passes the last row
-    /// the broker confirmed, so rows published but not yet marked are not read again. That is sound while positions
-    /// are assigned in commit order (SQLite's single writer); a backend whose sequences commit out of order must not
-    /// skip an unsent row because of its position.
-    func pending(after position: Int64, limit: Int) async throws -> [OutboxEntry]
+    /// Up to `limit` events not yet marked sent, oldest position first. The relay leaves out those it already
+    /// published and will mark.
+    func pending(limit: Int) async throws -> [OutboxEntry]
 
-    /// Marks the rows in `positions` sent (the broker confirmed them) and prunes old sent rows.
-    func markSent(_ positions: ClosedRange<Int64>) async throws
+    /// Marks exactly the rows at `positions` sent (the broker confirmed them), and prunes old sent rows.
+    func markSent(_ positions: [Int64]) async throws
 
     /// How many events wait to be published.
     func backlog() async throws -> Int
@@ -21,7 +25,8 @@ protocol Outbox: Sendable {
 
 /// A committed event waiting in the outbox to be published.
 struct OutboxEntry: Sendable, Equatable {
-    /// The row's position in commit order.
+    /// The row's position: the order the relay publishes in. A user's events have increasing positions in version
+    /// order (each change of a user is written after the previous one committed).
     var seq: Int64
     var eventID: String
     var eventType: String

@@ -7,11 +7,18 @@ import ServiceLifecycle
 import ServiceRuntime
 import Synchronization
 
-/// Publishes committed outbox rows to `queue_dispatch`, in commit order, and marks them sent only after the
+/// Publishes committed outbox rows to `queue_dispatch`, oldest position first, and marks them sent only after the
 /// broker confirmed them. A row whose publish fails stays pending and is published again (consumers absorb
 /// the duplicate by its event id and version).
 ///
-/// Marking rows sent is lazy: the relay remembers in memory how far the broker has confirmed, and writes the
+/// Only one relay publishes from an outbox at a time (`Outbox.whileRelaying`): with several user-service instances on
+/// one PostgreSQL database, the others wait and take over when it stops or dies. `isRelaying` says whether this one
+/// holds the turn (`/readyz` shows it).
+///
+/// Rows are read by "not yet marked sent"; those this relay published and will mark are left out of what it reads
+/// (never a position watermark, which would skip a row whose transaction committed after a later one's).
+///
+/// Marking rows sent is lazy: the relay remembers in memory which rows the broker confirmed, and writes the
 /// marks every `markInterval` in one transaction (usually sharing the group commit of new requests) instead of
 /// one extra fsync per batch. A crash before the marks are written only means those events are published again.
 ///
@@ -27,55 +34,63 @@ final class OutboxRelay: Service, Sendable {
     private let outbox: any Outbox
     private let publisher: Publisher
     private let logger: Logger
-    /// Signalled when confirmed rows wait to be marked, so an idle relay never wakes up.
-    private let markWakeups: AsyncStream<Void>
-    private let markWake: AsyncStream<Void>.Continuation
     private let backlog = Gauge(label: "outbox_backlog")
     private let publishDuration = Metrics.Timer(label: "outbox_publish_duration_seconds")
-    /// The highest sequence number the broker confirmed, and the confirmed range not yet marked in the database.
-    private let progress = Mutex<(confirmedThrough: Int64, unmarked: ClosedRange<Int64>?)>((0, nil))
+    /// Rows the broker confirmed that are not marked in the database yet, and those whose marks are being written.
+    /// Both are left out of what the relay reads.
+    private let progress = Mutex<(unmarked: Set<Int64>, marking: Set<Int64>)>(([], []))
+    private let relaying = Atomic<Bool>(false)
 
     init(outbox: any Outbox, publisher: Publisher, logger: Logger) {
         self.outbox = outbox
         self.publisher = publisher
         self.logger = logger
-        (markWakeups, markWake) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
+    /// Whether this relay holds the outbox's turn and publishes.
+    var isRelaying: Bool { relaying.load(ordering: .relaxed) }
+
     func run() async throws {
+        try await outbox.whileRelaying { commits in await self.relay(commits) }
+    }
+
+    /// Publishes while this relay holds the turn: rows left by an earlier process first, then new rows as their
+    /// transactions commit, until graceful shutdown (or cancellation, when the turn is lost).
+    private func relay(_ commits: AsyncStream<Void>) async {
+        relaying.store(true, ordering: .relaxed)
+        defer { relaying.store(false, ordering: .relaxed) }
+        logger.info("outbox relay started: this instance publishes the outbox")
+        let (markWakeups, markWake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.markPeriodically() }
-            // Rows left by an earlier process are published first, then new rows as their transactions commit.
-            var commits = outbox.appended.cancelOnGracefulShutdown().makeAsyncIterator()
+            group.addTask { await self.markPeriodically(markWakeups) }
+            var commits = commits.cancelOnGracefulShutdown().makeAsyncIterator()
             repeat {
-                await drain()
+                await drain(markWake: markWake)
             } while await commits.next() != nil
             group.cancelAll()
         }
-        // Shutting down: publish what the last requests committed, if the broker is there to take it.
-        if publisher.isConnected {
-            await drain(retrying: false)
+        // Shutting down: publish what the last requests committed, if the broker is there to take it. A relay
+        // that lost its turn (cancelled) leaves that to the next one.
+        if !Task.isCancelled && publisher.isConnected {
+            await drain(retrying: false, markWake: markWake)
         }
         await markConfirmed()
     }
 
     /// Publishes pending rows until none is left (or, with `retrying`, until cancelled).
-    private func drain(retrying: Bool = true) async {
+    private func drain(retrying: Bool = true, markWake: AsyncStream<Void>.Continuation) async {
         var failures = 0
         while !Task.isCancelled {
             do {
-                let cursor = progress.withLock { $0.confirmedThrough }
-                let batch = try await outbox.pending(after: cursor, limit: Self.batchSize)
-                if batch.count < Self.batchSize { backlog.record(batch.count) }
-                guard let first = batch.first, let last = batch.last else { return }
+                let skipped = progress.withLock { $0.unmarked.union($0.marking) }
+                let rows = try await outbox.pending(limit: Self.batchSize + skipped.count)
+                let batch = Array(rows.lazy.filter { !skipped.contains($0.seq) }.prefix(Self.batchSize))
+                if rows.count < Self.batchSize + skipped.count { backlog.record(batch.count) }
+                guard !batch.isEmpty else { return }
                 let start = ContinuousClock.now
                 try await publisher.publish(batch.map(Self.message(for:)))
                 publishDuration.record(duration: start.duration(to: .now))
-                progress.withLock { progress in
-                    progress.confirmedThrough = last.seq
-                    let lower = progress.unmarked?.lowerBound ?? first.seq
-                    progress.unmarked = min(lower, first.seq)...last.seq
-                }
+                progress.withLock { $0.unmarked.formUnion(batch.map(\.seq)) }
                 markWake.yield()
                 failures = 0
                 for entry in batch {
@@ -97,8 +112,8 @@ final class OutboxRelay: Service, Sendable {
     }
 
     /// Writes the marks of confirmed rows at most every `markInterval`, only when there are some, until cancelled.
-    private func markPeriodically() async {
-        for await _ in markWakeups {
+    private func markPeriodically(_ wakeups: AsyncStream<Void>) async {
+        for await _ in wakeups {
             guard (try? await Task.sleep(for: Self.markInterval)) != nil else { return }
             await markConfirmed()
         }
@@ -106,18 +121,20 @@ final class OutboxRelay: Service, Sendable {
 
     /// Marks the confirmed rows sent; on failure they stay unmarked and are tried again next time.
     private func markConfirmed() async {
-        guard let range = progress.withLock({ progress in
-            defer { progress.unmarked = nil }
+        let rows = progress.withLock { progress in
+            defer { progress.unmarked = [] }
+            progress.marking.formUnion(progress.unmarked)
             return progress.unmarked
-        }) else { return }
+        }
+        guard !rows.isEmpty else { return }
         do {
-            try await outbox.markSent(range)
+            try await outbox.markSent(rows.sorted())
+            progress.withLock { $0.marking.subtract(rows) }
         } catch {
             logger.warning("could not mark published outbox rows sent, will retry", metadata: ["error": "\(error)"])
             progress.withLock { progress in
-                let lower = min(progress.unmarked?.lowerBound ?? range.lowerBound, range.lowerBound)
-                let upper = max(progress.unmarked?.upperBound ?? range.upperBound, range.upperBound)
-                progress.unmarked = lower...upper
+                progress.marking.subtract(rows)
+                progress.unmarked.formUnion(rows)
             }
         }
     }

@@ -4,6 +4,7 @@ import Storage
 
 /// The outbox in `users.sqlite`: an event is appended in the same transaction as the change it describes, so it
 /// exists exactly when that change was committed, and `appended` yields once that transaction has committed.
+/// Positions are assigned by the one writer, in commit order.
 ///
 /// It shares the user store's writer (its rows ride the same group commits) and reader.
 final class SQLiteOutbox: Outbox {
@@ -49,13 +50,18 @@ final class SQLiteOutbox: Outbox {
         db.afterCommit { [signal] in signal.yield() }
     }
 
-    func pending(after position: Int64, limit: Int) async throws -> [OutboxEntry] {
+    /// One process writes the file: it is the relay from the start.
+    func whileRelaying(_ relay: @escaping @Sendable (AsyncStream<Void>) async -> Void) async throws {
+        await relay(appended)
+    }
+
+    func pending(limit: Int) async throws -> [OutboxEntry] {
         try await reader.read { db in
             try db.query(
                 """
                 SELECT seq, event_id, event_type, user_id, body, traceparent, created_at
-                FROM outbox WHERE sent_at IS NULL AND seq > ? ORDER BY seq LIMIT ?
-                """, position, limit
+                FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?
+                """, limit
             ).map { row in
                 OutboxEntry(
                     seq: row.int64("seq") ?? 0, eventID: row.string("event_id") ?? "",
@@ -67,15 +73,16 @@ final class SQLiteOutbox: Outbox {
     }
 
     /// Marks the rows sent and, in the same transaction, prunes sent rows more than `keptSentRows` before them.
-    func markSent(_ positions: ClosedRange<Int64>) async throws {
+    func markSent(_ positions: [Int64]) async throws {
+        guard let lowest = positions.min() else { return }
         let now = Timestamp.format(Date())
         let keptSentRows = self.keptSentRows
+        let list = "[" + positions.map(String.init).joined(separator: ",") + "]"
         try await writer.write { db in
             try db.run(
-                "UPDATE outbox SET sent_at = ? WHERE seq BETWEEN ? AND ? AND sent_at IS NULL",
-                now, positions.lowerBound, positions.upperBound)
-            try db.run(
-                "DELETE FROM outbox WHERE seq < ? AND sent_at IS NOT NULL", positions.lowerBound - keptSentRows)
+                "UPDATE outbox SET sent_at = ? WHERE seq IN (SELECT value FROM json_each(?)) AND sent_at IS NULL",
+                now, list)
+            try db.run("DELETE FROM outbox WHERE seq < ? AND sent_at IS NOT NULL", lowest - keptSentRows)
         }
     }
 

@@ -19,7 +19,7 @@ struct SQLiteUserStoreTests {
             #expect(user.createdAt == user.updatedAt)
             #expect(try await store.user(id: user.id) == user)
 
-            let pending = try await store.outbox.pending(after: 0, limit: 10)
+            let pending = try await store.outbox.pending(limit: 10)
             #expect(pending.count == 1)
             let entry = try #require(pending.first)
             #expect(entry.eventType == "user_created")
@@ -137,7 +137,7 @@ struct SQLiteUserStoreTests {
             #expect(again == .notFound)
 
             // One event per committed change, in order, each with the version it produced.
-            let events = try await store.outbox.pending(after: 0, limit: 10).map { try UserEvent.decode(body: $0.body) }
+            let events = try await store.outbox.pending(limit: 10).map { try UserEvent.decode(body: $0.body) }
             #expect(events.map(\.kind) == [.created, .updated, .deleted])
             #expect(events.map(\.version) == [1, 2, 3])
             #expect(events[1].name == "Erin E." && events[1].email == "erin@example.com")

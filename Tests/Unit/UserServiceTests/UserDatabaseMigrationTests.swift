@@ -58,7 +58,7 @@ struct UserDatabaseMigrationTests {
             idempotency: IdempotencyKey(key: "ivy-key", fingerprint: "Ivy\u{0}ivy@example.com"))
         #expect(replay == .replayed(original))
         #expect(try await store.user(id: original.id)?.name == "Ivy Changed")
-        let pending = try await store.outbox.pending(after: 0, limit: 10)
+        let pending = try await store.outbox.pending(limit: 10)
         #expect(pending.map(\.eventID) == ["ev-1"])
         #expect(try scalar(path, "SELECT count(*) FROM idempotency_keys WHERE key = 'odd-key'") == 0)
     }
