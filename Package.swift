@@ -38,6 +38,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // MARK: Foundations
@@ -51,6 +52,7 @@ let package = Package(
 
         // MARK: Platform
         library("Storage", in: "Platform", dependencies: ["CSQLite", logging, metrics]),
+        library("PostgresStorage", in: "Platform", dependencies: [postgres, logging, serviceLifecycle]),
         library("Messaging", in: "Platform", dependencies: ["CRabbitMQ", metrics, logging, serviceLifecycle]),
         library("HTTPServer", in: "Platform", dependencies: [nio("NIOCore"), nio("NIOPosix"), nio("NIOHTTP1"), logging, serviceLifecycle]),
 
@@ -68,10 +70,10 @@ let package = Package(
 
         // MARK: Services
         .target(
-            name: "UserService", dependencies: serviceDependencies, path: "Sources/Services/UserService",
+            name: "UserService", dependencies: serviceDependencies + ["PostgresStorage", postgres], path: "Sources/Services/UserService",
             resources: [.copy("openapi.json")], swiftSettings: upcoming),
         library("NotificationService", in: "Services", dependencies: serviceDependencies + ["Delivery", yams]),
-        library("OrderService", in: "Services", dependencies: serviceDependencies + ["Delivery"]),
+        library("OrderService", in: "Services", dependencies: serviceDependencies + ["Delivery", "PostgresStorage", postgres]),
 
         // MARK: Executables
         executable("user-service", in: "Executables", dependencies: ["UserService", argumentParser]),
@@ -92,6 +94,15 @@ let package = Package(
         support("TestSupport", dependencies: []),
         // A private RabbitMQ node and what needs one: integration tests only.
         support("BrokerTestSupport", dependencies: ["TestSupport", "Messaging", logging]),
+        // A private PostgreSQL server (one per test process, a fresh database per test): integration tests only.
+        support("DatabaseTestSupport", dependencies: ["TestSupport"]),
+        // The store conformance cases, written once, run by a SQLite (unit) and a PostgreSQL (integration) target.
+        support(
+            "StoreConformance",
+            dependencies: [
+                "UserService", "OrderService", "Common", "PostgresStorage", "TestSupport", "DatabaseTestSupport",
+                logging, serviceLifecycle,
+            ]),
 
         test("CommonTests", in: "Unit", dependencies: ["Common"]),
         test("StorageTests", in: "Unit", dependencies: ["Storage", "TestSupport", metrics, metricsTestKit]),
@@ -112,6 +123,7 @@ let package = Package(
             dependencies: [
                 "OrderService", "Delivery", "Messaging", "Common", "Storage", "TestSupport", metrics, metricsTestKit, logging,
             ]),
+        test("StoreConformanceSQLiteTests", in: "Unit", dependencies: ["StoreConformance"]),
         test("RepositoryFilesTests", in: "Unit", dependencies: ["TestSupport", yams]),
         test("ExecutableTests", in: "Unit", dependencies: ["TestSupport"]),
 
@@ -124,6 +136,13 @@ let package = Package(
                 "UserService", "NotificationService", "OrderService", "ServiceRuntime", "Delivery", "TestSupport",
                 "BrokerTestSupport", "Messaging", "HTTPServer", metrics, nio("NIOHTTP1"), logging,
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
+        test("StoreConformancePostgresTests", in: "Integration", dependencies: ["StoreConformance"]),
+        test(
+            "ScaledStoreTests", in: "Integration",
+            dependencies: [
+                "UserService", "OrderService", "Common", "Messaging", "PostgresStorage", "StoreConformance",
+                "DatabaseTestSupport", "BrokerTestSupport", "TestSupport", logging, serviceLifecycle,
             ]),
         test(
             "EndToEndTests", in: "Integration",
@@ -157,6 +176,7 @@ var metrics: Target.Dependency { .product(name: "Metrics", package: "swift-metri
 var metricsTestKit: Target.Dependency { .product(name: "MetricsTestKit", package: "swift-metrics") }
 var logging: Target.Dependency { .product(name: "Logging", package: "swift-log") }
 var serviceLifecycle: Target.Dependency { .product(name: "ServiceLifecycle", package: "swift-service-lifecycle") }
+var postgres: Target.Dependency { .product(name: "PostgresNIO", package: "postgres-nio") }
 var yams: Target.Dependency { .product(name: "Yams", package: "Yams") }
 
 var serviceDependencies: [Target.Dependency] {

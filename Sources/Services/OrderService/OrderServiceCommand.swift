@@ -9,13 +9,13 @@ import Messaging
 public struct OrderServiceCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "order-service",
-        abstract: "Consumes queue_order and keeps a snapshot of each user in its own SQLite database.")
+        abstract: "Consumes queue_order and keeps a snapshot of each user in its own database (SQLite or PostgreSQL).")
 
     @OptionGroup public var common: CommonOptions
 
     @OptionGroup public var consumer: ConsumerOptions
 
-    @Option(name: .customLong("db-url"), help: "sqlite:///path or a file path (env ORDER_DB_URL, default orders.sqlite).")
+    @Option(name: .customLong("db-url"), help: "postgres://user:password@host:port/database, sqlite:///path or a file path (env ORDER_DB_URL, default orders.sqlite).")
     public var databaseURL: String?
 
     public init() {}
@@ -25,16 +25,16 @@ public struct OrderServiceCommand: AsyncParsableCommand {
             "order-service", options: common, defaultPort: 8001,
             configure: { settings, environment in
                 let consuming = try consumer.resolve(environment: environment)
-                let path = try Setting.sqlitePath(
+                let database = try Setting.database(
                     Setting.value(databaseURL, env: "ORDER_DB_URL", in: environment) ?? "orders.sqlite",
                     setting: "ORDER_DB_URL")
                 var configuration = OrderServiceConfiguration(
-                    http: HTTPServerConfiguration(port: settings.port), databasePath: path, broker: settings.broker)
+                    http: HTTPServerConfiguration(port: settings.port), database: database, broker: settings.broker)
                 configuration.maxAttempts = consuming.maxAttempts
                 configuration.prefetch = consuming.prefetch
                 return configuration
             },
-            describe: { ["admin_port": "\($0.http.port)", "database": "\($0.databasePath)"] },
+            describe: { ["admin_port": "\($0.http.port)", "database": "\($0.database)"] },
             assemblySetting: "ORDER_DB_URL",
             assemble: { configuration, logger in
                 try OrderServiceApp(configuration: configuration, logger: logger).services

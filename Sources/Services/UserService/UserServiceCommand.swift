@@ -13,7 +13,7 @@ public struct UserServiceCommand: AsyncParsableCommand {
 
     @OptionGroup public var common: CommonOptions
 
-    @Option(name: .customLong("db-url"), help: "sqlite:///path or a file path (env USER_DB_URL, default users.sqlite).")
+    @Option(name: .customLong("db-url"), help: "postgres://user:password@host:port/database, sqlite:///path or a file path (env USER_DB_URL, default users.sqlite).")
     public var databaseURL: String?
 
     @Option(
@@ -27,17 +27,17 @@ public struct UserServiceCommand: AsyncParsableCommand {
         try await ServiceRunner.serve(
             "user-service", options: common, defaultPort: 8000,
             configure: { settings, environment in
-                let path = try Setting.sqlitePath(
+                let database = try Setting.database(
                     Setting.value(databaseURL, env: "USER_DB_URL", in: environment) ?? "users.sqlite",
                     setting: "USER_DB_URL")
                 var configuration = UserServiceConfiguration(
-                    http: HTTPServerConfiguration(port: settings.port), databasePath: path, broker: settings.broker)
+                    http: HTTPServerConfiguration(port: settings.port), database: database, broker: settings.broker)
                 configuration.outboxKeepSent = try Setting.positiveInteger(
                     Setting.value(outboxKeepSent, env: "OUTBOX_KEEP_SENT", in: environment),
                     setting: "OUTBOX_KEEP_SENT", default: 10_000)
                 return configuration
             },
-            describe: { ["port": "\($0.http.port)", "database": "\($0.databasePath)"] },
+            describe: { ["port": "\($0.http.port)", "database": "\($0.database)"] },
             assemblySetting: "USER_DB_URL",
             assemble: { configuration, logger in
                 try UserServiceApp(configuration: configuration, logger: logger).services

@@ -133,3 +133,89 @@ public enum Setting {
         return path
     }
 }
+
+/// The database a service keeps its state in, from `USER_DB_URL` / `ORDER_DB_URL`.
+public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
+    /// An SQLite file (the default; one process owns it).
+    case sqlite(path: String)
+    /// A PostgreSQL database (several instances may share it).
+    case postgres(PostgresLocation)
+
+    /// Safe to log: the path, or the URL with its password replaced by `***`.
+    public var description: String {
+        switch self {
+        case .sqlite(let path): path
+        case .postgres(let location): location.redactedURL
+        }
+    }
+}
+
+/// A PostgreSQL database as a `postgres://user:password@host:port/database?sslmode=...` URL names it. Not
+/// `CustomStringConvertible` on purpose: log `redactedURL`.
+public struct PostgresLocation: Sendable, Equatable {
+    /// Host name or address (brackets removed from an IPv6 literal).
+    public var host: String
+    /// TCP port, 5432 unless given.
+    public var port: Int
+    /// Login role.
+    public var username: String
+    /// The role's password (percent-decoded), if the URL has one.
+    public var password: String?
+    /// Database name.
+    public var database: String
+    /// `sslmode`: `disable`, `prefer` (the default) or `require` (TLS, server certificate verified).
+    public var sslMode: String
+
+    /// The URL with the password replaced by `***`.
+    public var redactedURL: String {
+        let credentials = password == nil ? username : "\(username):***"
+        let host = self.host.contains(":") ? "[\(self.host)]" : self.host
+        return "postgres://\(credentials)@\(host):\(port)/\(database)" + (sslMode == "prefer" ? "" : "?sslmode=\(sslMode)")
+    }
+}
+
+extension Setting {
+    /// The database named by `text`: a `postgres://` or `postgresql://` URL, else an SQLite URL or path (see
+    /// `sqlitePath`). Errors never repeat the password.
+    public static func database(_ text: String, setting: String) throws -> DatabaseLocation {
+        let lowered = text.lowercased()
+        guard lowered.hasPrefix("postgres://") || lowered.hasPrefix("postgresql://") else {
+            return .sqlite(path: try sqlitePath(text, setting: setting))
+        }
+        return .postgres(try postgres(text, setting: setting))
+    }
+
+    private static func postgres(_ text: String, setting: String) throws -> PostgresLocation {
+        func problem(_ what: String) -> ConfigurationError {
+            ConfigurationError(
+                setting: setting,
+                problem: "\(what) (expected postgres://user:password@host:port/database)")
+        }
+        guard let components = URLComponents(string: text) else { throw problem("not a valid URL") }
+        guard let host = components.host, !host.isEmpty else { throw problem("the host is missing") }
+        guard let user = components.user, !user.isEmpty else { throw problem("the user is missing") }
+        let database = String(components.path.drop(while: { $0 == "/" }))
+        guard !database.isEmpty, !database.contains("/") else { throw problem("the database name is missing") }
+        let port = components.port ?? 5432
+        guard (1...65535).contains(port) else { throw problem("the port is not 1-65535") }
+        var sslMode = "prefer"
+        for item in components.queryItems ?? [] {
+            switch item.name {
+            case "sslmode":
+                guard let value = item.value, ["disable", "prefer", "require"].contains(value) else {
+                    throw ConfigurationError(
+                        setting: setting, problem: "sslmode must be disable, prefer or require")
+                }
+                sslMode = value
+            default:
+                throw ConfigurationError(
+                    setting: setting, problem: "unknown parameter '\(item.name)' (only sslmode is understood)")
+            }
+        }
+        return PostgresLocation(
+            host: host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port,
+            // URLComponents hands out user, password and path percent-decoded.
+            username: user, password: components.password,
+            database: database, sslMode: sslMode)
+    }
+}

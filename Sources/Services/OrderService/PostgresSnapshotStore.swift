@@ -1,0 +1,123 @@
+import Common
+import Foundation
+import Logging
+import PostgresNIO
+import PostgresStorage
+
+/// `SnapshotStore` on PostgreSQL, which several order-service instances may share: one row per user, the tombstone
+/// of a deleted user has `deleted = true` and keeps its version. User ids compare bytewise (`COLLATE "C"`), as in
+/// SQLite, so pages follow the same order.
+///
+/// An event is applied by one conditional upsert (`... ON CONFLICT DO UPDATE ... WHERE excluded.version >
+/// user_snapshots.version`): PostgreSQL locks the conflicting row and re-checks the condition against its committed
+/// version, so competing instances applying events of one user in any order end with the newest.
+final class PostgresSnapshotStore: SnapshotStore {
+    /// The schema of the orders database, oldest first.
+    static let migrations: [[String]] = [
+        [
+            """
+            CREATE TABLE user_snapshots (
+                user_id TEXT COLLATE "C" PRIMARY KEY,
+                name TEXT,
+                email TEXT,
+                version BIGINT NOT NULL,
+                deleted BOOLEAN NOT NULL DEFAULT false,
+                updated_at TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                occurred_at TEXT
+            )
+            """
+        ]
+    ]
+
+    private let database: PostgresDatabase
+    private let logger: Logger
+
+    /// A store on `database` (whose migrations must be `migrations`).
+    init(database: PostgresDatabase, logger: Logger) {
+        self.database = database
+        self.logger = logger
+    }
+
+    func apply(_ event: UserEvent) async throws -> Bool {
+        let now = Timestamp.format(Date())
+        let occurredAt = event.occurredAt.map(Timestamp.format)
+        let deleted = event.kind == .deleted
+        let name = deleted ? nil : event.name
+        let email = deleted ? nil : event.email
+        return try await unavailableOnFailure {
+            try await database.read { connection in
+                let rows = try await connection.query(
+                    """
+                    INSERT INTO user_snapshots(user_id, name, email, version, deleted, updated_at, event_id, occurred_at)
+                    VALUES (\(event.userID), \(name), \(email), \(event.version), \(deleted), \(now), \(event.eventID),
+                        \(occurredAt))
+                    ON CONFLICT (user_id) DO UPDATE SET
+                        name = excluded.name, email = excluded.email, version = excluded.version,
+                        deleted = excluded.deleted, updated_at = excluded.updated_at,
+                        event_id = excluded.event_id, occurred_at = excluded.occurred_at
+                    WHERE excluded.version > user_snapshots.version
+                    RETURNING 1
+                    """, logger: logger)
+                return try await rows.collect().count > 0
+            }
+        }
+    }
+
+    func snapshot(userID: String) async throws -> Snapshot? {
+        try await unavailableOnFailure {
+            try await database.read { connection in
+                try await Self.snapshots(
+                    connection.query(
+                        "SELECT \(unescaped: Self.columns) FROM user_snapshots WHERE user_id = \(userID)",
+                        logger: logger)
+                ).first
+            }
+        }
+    }
+
+    func snapshots(after: String, limit: Int) async throws -> (snapshots: [Snapshot], next: String?) {
+        try await unavailableOnFailure {
+            try await database.read { connection in
+                let rows = try await Self.snapshots(
+                    connection.query(
+                        """
+                        SELECT \(unescaped: Self.columns) FROM user_snapshots
+                        WHERE user_id > \(after) AND NOT deleted ORDER BY user_id LIMIT \(limit + 1)
+                        """, logger: logger))
+                let page = Array(rows.prefix(limit))
+                return (page, rows.count > limit ? page.last?.userID : nil)
+            }
+        }
+    }
+
+    func isHealthy() async -> Bool {
+        await database.isHealthy()
+    }
+
+    /// Runs `body`; a database failure becomes `SnapshotStoreError.unavailable`.
+    private func unavailableOnFailure<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as PostgresDatabaseError {
+            throw SnapshotStoreError.unavailable(reason: "\(error)")
+        } catch let error as PSQLError {
+            throw SnapshotStoreError.unavailable(reason: "\(PostgresDatabaseError(error))")
+        }
+    }
+
+    private static let columns = "user_id, name, email, version, deleted, updated_at, event_id, occurred_at"
+
+    private static func snapshots(_ rows: PostgresRowSequence) async throws -> [Snapshot] {
+        var snapshots: [Snapshot] = []
+        for try await (userID, name, email, version, deleted, updatedAt, eventID, occurredAt) in rows.decode(
+            (String, String?, String?, Int64, Bool, String, String, String?).self)
+        {
+            snapshots.append(
+                Snapshot(
+                    userID: userID, name: name, email: email, version: version, deleted: deleted,
+                    updatedAt: updatedAt, eventID: eventID, occurredAt: occurredAt))
+        }
+        return snapshots
+    }
+}

@@ -1,0 +1,235 @@
+import Common
+import Foundation
+import Testing
+
+@testable import UserService
+
+/// What every `UserStore` backend (with its `Outbox`) must do, written once and run against SQLite
+/// (Tests/Unit/StoreConformanceSQLiteTests) and PostgreSQL (Tests/Integration/StoreConformancePostgresTests).
+public enum UserStoreConformance {
+    /// The cases; a test target runs each against a backend with `run(_:on:)`.
+    public enum Case: String, Sendable, CaseIterable, CustomStringConvertible {
+        case createCommitsTheUserAndItsEventTogether
+        case emailsAreUniqueRegardlessOfCase
+        case updatesCountVersionsAndSkipNoOps
+        case ifMatchRefusesOtherVersions
+        case deleteAppendsTheNextVersion
+        case idempotencyKeysReplayAndRefuseReuse
+        case concurrentUpdatesGetConsecutiveVersionsInOrder
+        case outboxMarksExactlyTheGivenRows
+        case outboxPruningKeepsUnsentRows
+        case usersPageInCreationOrder
+
+        public var description: String { rawValue }
+    }
+
+    /// Runs `case` against a fresh database of `backend`.
+    public static func run(_ case: Case, on backend: StoreBackend) async throws {
+        switch `case` {
+        case .outboxPruningKeepsUnsentRows:
+            try await withUserStore(backend, keptSentRows: 2) { store, outbox in
+                try await outboxPruningKeepsUnsentRows(store, outbox)
+            }
+        default:
+            try await withUserStore(backend) { store, outbox in
+                switch `case` {
+                case .createCommitsTheUserAndItsEventTogether: try await createCommits(store, outbox)
+                case .emailsAreUniqueRegardlessOfCase: try await emailsAreUnique(store, outbox)
+                case .updatesCountVersionsAndSkipNoOps: try await updatesCountVersions(store, outbox)
+                case .ifMatchRefusesOtherVersions: try await ifMatchRefuses(store, outbox)
+                case .deleteAppendsTheNextVersion: try await deleteAppendsNextVersion(store, outbox)
+                case .idempotencyKeysReplayAndRefuseReuse: try await idempotencyKeys(store, outbox)
+                case .concurrentUpdatesGetConsecutiveVersionsInOrder: try await concurrentUpdates(store, outbox)
+                case .outboxMarksExactlyTheGivenRows: try await outboxMarksExactly(store, outbox)
+                case .usersPageInCreationOrder: try await usersPage(store, outbox)
+                case .outboxPruningKeepsUnsentRows: break
+                }
+            }
+        }
+    }
+
+    static func createCommits(_ store: any UserStore, _ outbox: any Outbox) async throws {
+        let outcome = try await store.create(name: "Ann", email: "ann@example.com", traceparent: "t", idempotency: nil)
+        guard case .created(let user) = outcome else { throw ConformanceFailure("expected a new user, got \(outcome)") }
+        #expect(user.version == 1 && user.name == "Ann" && user.email == "ann@example.com")
+        #expect(try await store.user(id: user.id) == user)
+        let events = try await pendingEvents(outbox)
+        #expect(events.count == 1)
+        #expect(events.first?.kind == .created && events.first?.userID == user.id && events.first?.version == 1)
+        #expect(try await outbox.backlog() == 1)
+    }
+
+    static func emailsAreUnique(_ store: any UserStore, _ outbox: any Outbox) async throws {
+        _ = try await store.create(name: "Ann", email: "ann@example.com", traceparent: "t", idempotency: nil)
+        let refused1 = await refusal { try await store.create(name: "A", email: "ANN@example.com", traceparent: "t", idempotency: nil) }
+        #expect(refused1 == .emailTaken)
+        let ben = try await createdUser(store, "Ben", "ben@example.com")
+        let refused2 = await refusal {
+                try await store.update(
+                    id: ben.id, patch: UserPatch(email: "Ann@Example.com"), condition: .any, traceparent: "t")
+            }
+        #expect(refused2 == .emailTaken)
+        // Refusals write nothing: two creates, two events.
+        #expect(try await pendingEvents(outbox).count == 2)
+        #expect(try await store.user(id: ben.id)?.email == "ben@example.com")
+    }
+
+    static func updatesCountVersions(_ store: any UserStore, _ outbox: any Outbox) async throws {
+        let ann = try await createdUser(store, "Ann", "ann@example.com")
+        let renamed = try await store.update(id: ann.id, patch: UserPatch(name: "Anna"), condition: .any, traceparent: "t")
+        #expect(renamed.version == 2 && renamed.name == "Anna")
+        let same = try await store.update(id: ann.id, patch: UserPatch(name: "Anna"), condition: .any, traceparent: "t")
+        #expect(same == renamed)
+        let events = try await pendingEvents(outbox)
+        #expect(events.map(\.version) == [1, 2])
+        #expect(events.last?.kind == .updated && events.last?.name == "Anna" && events.last?.email == "ann@example.com")
+        let refused3 = await refusal { try await store.update(id: "nobody", patch: UserPatch(name: "X"), condition: .any, traceparent: "t") }
+        #expect(refused3 == .notFound)
+    }
+
+    static func ifMatchRefuses(_ store: any UserStore, _ outbox: any Outbox) async throws {
+        let ann = try await createdUser(store, "Ann", "ann@example.com")
+        _ = try await store.update(id: ann.id, patch: UserPatch(name: "Anna"), condition: .oneOf([1]), traceparent: "t")
+        let refused4 = await refusal {
+                try await store.update(id: ann.id, patch: UserPatch(name: "Anne"), condition: .oneOf([1]), traceparent: "t")
+            }
+        #expect(refused4 == .versionMismatch(current: 2))
+        let refused5 = await refusal { try await store.delete(id: ann.id, condition: .oneOf([1]), traceparent: "t") }
+        #expect(refused5 == .versionMismatch(current: 2))
+        #expect(try await store.user(id: ann.id)?.name == "Anna")
+        #expect(try await pendingEvents(outbox).count == 2)
+    }
+
+    static func deleteAppendsNextVersion(_ store: any UserStore, _ outbox: any Outbox) async throws {
+        let ann = try await createdUser(store, "Ann", "ann@example.com")
+        _ = try await store.update(id: ann.id, patch: UserPatch(name: "Anna"), condition: .any, traceparent: "t")
+        try await store.delete(id: ann.id, condition: .oneOf([2]), traceparent: "t")
+        #expect(try await store.user(id: ann.id) == nil)
+        let events = try await pendingEvents(outbox)
+        #expect(events.map(\.kind) == [.created, .updated, .deleted])
+        #expect(events.map(\.version) == [1, 2, 3])
+        let refused6 = await refusal { try await store.delete(id: ann.id, condition: .any, traceparent: "t") }
+        #expect(refused6 == .notFound)
+        // The email is free again.
+        _ = try await createdUser(store, "Ann again", "ann@example.com")
+    }
+
+    static func idempotencyKeys(_ store: any UserStore, _ outbox: any Outbox) async throws {
+        let key = IdempotencyKey(key: "k-1", fingerprint: "f-1")
+        let first = try await store.create(name: "Ann", email: "ann@example.com", traceparent: "t", idempotency: key)
+        guard case .created(let user) = first else { throw ConformanceFailure("expected a new user, got \(first)") }
+        _ = try await store.update(id: user.id, patch: UserPatch(name: "Anna"), condition: .any, traceparent: "t")
+        // A retry replays the user as first created, even though it changed since, and writes nothing.
+        #expect(try await store.create(name: "Ann", email: "ann@example.com", traceparent: "t", idempotency: key) == .replayed(user))
+        let refused7 = await refusal {
+                try await store.create(
+                    name: "Bob", email: "bob@example.com", traceparent: "t",
+                    idempotency: IdempotencyKey(key: "k-1", fingerprint: "f-2"))
+            }
+        #expect(refused7 == .idempotencyKeyReused)
+        #expect(try await pendingEvents(outbox).count == 2)
+
+        // Racing retries of one new key: one creates, the others replay it.
+        let racing = IdempotencyKey(key: "k-2", fingerprint: "f")
+        let outcomes = try await withThrowingTaskGroup(of: CreateOutcome.self) { group in
+            for _ in 0..<6 {
+                group.addTask {
+                    try await store.create(name: "Cy", email: "cy@example.com", traceparent: "t", idempotency: racing)
+                }
+            }
+            return try await group.reduce(into: [CreateOutcome]()) { $0.append($1) }
+        }
+        let created: [User] = outcomes.compactMap { if case .created(let user) = $0 { user } else { nil } }
+        let replayed: [User] = outcomes.compactMap { if case .replayed(let user) = $0 { user } else { nil } }
+        #expect(created.count == 1 && replayed.count == 5 && Set(replayed.map(\.id)) == Set(created.map(\.id)))
+        #expect(try await pendingEvents(outbox).count == 3)
+    }
+
+    static func concurrentUpdates(_ store: any UserStore, _ outbox: any Outbox) async throws {
+        let ann = try await createdUser(store, "Ann", "ann@example.com")
+        let count = 24
+        let versions = try await withThrowingTaskGroup(of: Int64.self) { group in
+            for index in 0..<count {
+                group.addTask {
+                    try await store.update(
+                        id: ann.id, patch: UserPatch(name: "Ann \(index)"), condition: .any, traceparent: "t"
+                    ).version
+                }
+            }
+            return try await group.reduce(into: [Int64]()) { $0.append($1) }
+        }
+        #expect(versions.sorted() == Array(2...Int64(count + 1)))
+        // In the outbox, oldest position first, the user's events are in version order with no gap or repeat.
+        let events = try await pendingEvents(outbox)
+        #expect(events.map(\.version) == Array(1...Int64(count + 1)))
+        #expect(try await store.user(id: ann.id)?.version == Int64(count + 1))
+    }
+
+    static func outboxMarksExactlyTheGivenRows(_ store: any UserStore, _ outbox: any Outbox) async throws {
+        for index in 0..<4 { _ = try await createdUser(store, "User \(index)", "u\(index)@example.com") }
+        let pending = try await outbox.pending(limit: 10)
+        let names = try pending.map { try UserEvent.decode(body: $0.body).name }
+        #expect(names == ["User 0", "User 1", "User 2", "User 3"])
+        let seqs = pending.map(\.seq)
+        #expect(seqs == seqs.sorted() && Set(seqs).count == 4)
+        #expect(try await outbox.pending(limit: 3) == Array(pending[..<3]))
+
+        // Rows confirmed out of position order (as with PostgreSQL's out-of-order commits): exactly those are
+        // marked, never a row between them.
+        try await outbox.markSent([seqs[0], seqs[2]])
+        #expect(try await outbox.pending(limit: 10) == [pending[1], pending[3]])
+        #expect(try await outbox.backlog() == 2)
+        try await outbox.markSent([seqs[3], seqs[1]])
+        #expect(try await outbox.pending(limit: 10).isEmpty)
+        #expect(try await outbox.backlog() == 0)
+    }
+
+    static func outboxPruningKeepsUnsentRows(_ store: any UserStore, _ outbox: any Outbox) async throws {
+        for index in 0..<10 { _ = try await createdUser(store, "User \(index)", "u\(index)@example.com") }
+        let seqs = try await outbox.pending(limit: 10).map(\.seq)
+        try await outbox.markSent(Array(seqs[6...9]))
+        // Rows 0-5 are unsent: never pruned, however old.
+        #expect(try await outbox.pending(limit: 10).map(\.seq) == Array(seqs[0...5]))
+        try await outbox.markSent(Array(seqs[0...5]))
+        #expect(try await outbox.backlog() == 0)
+        _ = try await createdUser(store, "Last", "last@example.com")
+        #expect(try await outbox.pending(limit: 10).count == 1)
+    }
+
+    static func usersPage(_ store: any UserStore, _ outbox: any Outbox) async throws {
+        var created: [User] = []
+        for index in 0..<5 { created.append(try await createdUser(store, "User \(index)", "u\(index)@example.com")) }
+        let first = try await store.users(after: 0, limit: 2)
+        #expect(first.users == Array(created[..<2]))
+        let next = try #require(first.next)
+        let second = try await store.users(after: next, limit: 10)
+        #expect(second.users == Array(created[2...]) && second.next == nil)
+    }
+
+    // MARK: Helpers
+
+    static func createdUser(_ store: any UserStore, _ name: String, _ email: String) async throws -> User {
+        let outcome = try await store.create(name: name, email: email, traceparent: "t", idempotency: nil)
+        guard case .created(let user) = outcome else { throw ConformanceFailure("expected a new user, got \(outcome)") }
+        return user
+    }
+
+    static func pendingEvents(_ outbox: any Outbox) async throws -> [UserEvent] {
+        try await outbox.pending(limit: 1_000).map { try UserEvent.decode(body: $0.body) }
+    }
+
+    static func refusal<T>(_ body: () async throws -> T) async -> UserStoreError? {
+        do {
+            _ = try await body()
+            return nil
+        } catch {
+            return error as? UserStoreError
+        }
+    }
+}
+
+/// A conformance case that could not go on.
+struct ConformanceFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
