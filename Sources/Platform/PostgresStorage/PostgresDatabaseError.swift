@@ -1,4 +1,4 @@
-public import PostgresNIO
+import PostgresNIO
 
 /// A PostgreSQL failure, reduced to what callers decide on and what may be logged: the SQLSTATE and the server's
 /// message (postgres-nio hides both behind a generic description to avoid leaking data; neither carries passwords).

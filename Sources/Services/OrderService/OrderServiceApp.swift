@@ -46,7 +46,7 @@ public struct OrderServiceApp: Sendable {
             store = try SQLiteSnapshotStore(path: path, logger: logger)
             databaseServices = []
         case .postgres(let location):
-            let database = PostgresDatabase(
+            let database = PostgresPool(
                 endpoint: PostgresEndpoint(location), name: "orders", migrations: PostgresSnapshotStore.migrations,
                 maximumConnections: 10, logger: logger)
             store = PostgresSnapshotStore(database: database, logger: logger)

@@ -30,11 +30,11 @@ final class PostgresSnapshotStore: SnapshotStore {
         ]
     ]
 
-    private let database: PostgresDatabase
+    private let database: PostgresPool
     private let logger: Logger
 
     /// A store on `database` (whose migrations must be `migrations`).
-    init(database: PostgresDatabase, logger: Logger) {
+    init(database: PostgresPool, logger: Logger) {
         self.database = database
         self.logger = logger
     }

@@ -46,17 +46,17 @@ final class PostgresOutbox: Outbox {
     ]
 
     /// The advisory lock whose holder is the relay.
-    static let relayLock = PostgresDatabase.lockKey("swift-user-events:outbox-relay")
+    static let relayLock = PostgresPool.lockKey("swift-user-events:outbox-relay")
     /// How often an instance that is not the relay tries to become it.
     static let lockRetryInterval = Duration.seconds(1)
     /// How often the relay checks that its session (and so its lock) is alive.
     static let livenessInterval = Duration.seconds(5)
 
-    private let database: PostgresDatabase
+    private let database: PostgresPool
     private let keptSentRows: Int64
     private let logger: Logger
 
-    init(database: PostgresDatabase, keptSentRows: Int, logger: Logger) {
+    init(database: PostgresPool, keptSentRows: Int, logger: Logger) {
         self.database = database
         self.keptSentRows = Int64(keptSentRows)
         self.logger = logger

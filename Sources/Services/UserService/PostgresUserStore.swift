@@ -46,11 +46,11 @@ final class PostgresUserStore: UserStore {
 
     /// The events of every change, appended in the change's transaction.
     let outbox: PostgresOutbox
-    private let database: PostgresDatabase
+    private let database: PostgresPool
     private let logger: Logger
 
     /// A store on `database` (whose migrations must be `migrations`); the outbox keeps `keptSentRows` published rows.
-    init(database: PostgresDatabase, keptSentRows: Int = 10_000, logger: Logger) {
+    init(database: PostgresPool, keptSentRows: Int = 10_000, logger: Logger) {
         self.database = database
         self.logger = logger
         outbox = PostgresOutbox(database: database, keptSentRows: keptSentRows, logger: logger)
@@ -152,7 +152,7 @@ final class PostgresUserStore: UserStore {
     private static let userColumns = "id, name, email, version, created_at, updated_at"
 
     /// Runs `body` in a transaction; a database failure becomes `UserStoreError.unavailable`.
-    private func write<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    private func write<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         do {
             return try await database.transaction(body)
         } catch let error as PostgresDatabaseError {
@@ -163,7 +163,7 @@ final class PostgresUserStore: UserStore {
     }
 
     /// Runs `body` on a pooled connection; a database failure becomes `UserStoreError.unavailable`.
-    private func read<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    private func read<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         do {
             return try await database.read(body)
         } catch let error as PostgresDatabaseError {

@@ -50,7 +50,7 @@ public struct UserServiceApp: Sendable {
             store = sqlite
             outbox = sqlite.outbox
         case .postgres(let location):
-            let database = PostgresDatabase(
+            let database = PostgresPool(
                 endpoint: PostgresEndpoint(location), name: "users", migrations: PostgresUserStore.migrations,
                 logger: logger)
             let postgres = PostgresUserStore(database: database, keptSentRows: configuration.outboxKeepSent, logger: logger)

@@ -88,13 +88,13 @@ struct RelayHandOverTests {
 /// One user-service instance without its HTTP server: a pool on the database, a publisher, an outbox relay, running
 /// until stopped.
 final class RelayInstance: Sendable {
-    let database: PostgresDatabase
+    let database: PostgresPool
     let store: PostgresUserStore
     let relay: OutboxRelay
     private let task: Task<Void, Never>
 
     init(databaseURL: String, brokerURL: String) throws {
-        let database = PostgresDatabase(
+        let database = PostgresPool(
             endpoint: try postgresEndpoint(databaseURL), name: "users", migrations: PostgresUserStore.migrations,
             logger: testLogger)
         let store = PostgresUserStore(database: database, logger: testLogger)

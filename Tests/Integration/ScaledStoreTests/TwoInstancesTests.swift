@@ -14,7 +14,7 @@ import Testing
 @Suite(.timeLimit(.minutes(3)))
 struct TwoInstancesTests {
     @Test func anEmailIsUniqueAcrossInstances() async throws {
-        try await withTwoUserStores { first, second in
+        try await withTwoUserStores { (first, second) async throws in
             for index in 0..<10 {
                 let outcomes = await withTaskGroup(of: Result<CreateOutcome, any Error>.self) { group in
                     group.addTask {
@@ -34,7 +34,7 @@ struct TwoInstancesTests {
     }
 
     @Test func concurrentPatchesFromTwoInstancesGetConsecutiveVersions() async throws {
-        try await withTwoUserStores { first, second in
+        try await withTwoUserStores { (first, second) async throws in
             let outcome = try await first.create(name: "Ann", email: "ann@example.com", traceparent: "t", idempotency: nil)
             guard case .created(let ann) = outcome else { throw TestError("not created: \(outcome)") }
             let perInstance = 12
@@ -60,7 +60,7 @@ struct TwoInstancesTests {
     }
 
     @Test func ifMatchAndIdempotencyKeysHoldAcrossInstances() async throws {
-        try await withTwoUserStores { first, second in
+        try await withTwoUserStores { (first, second) async throws in
             let key = IdempotencyKey(key: "key", fingerprint: "f")
             let outcomes = try await withThrowingTaskGroup(of: CreateOutcome.self) { group in
                 for store in [first, second, first, second] {

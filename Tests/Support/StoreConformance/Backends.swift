@@ -60,12 +60,12 @@ func withSnapshotStore(_ backend: StoreBackend, _ body: (_ store: any SnapshotSt
     }
 }
 
-/// `body` with a running `PostgresDatabase` on `url` (its pool runs in a child task, stopped afterwards).
+/// `body` with a running `PostgresPool` on `url` (its pool runs in a child task, stopped afterwards).
 public func withPostgresDatabase<T: Sendable>(
     _ url: String, name: String, migrations: [[String]], maximumConnections: Int = 10,
-    _ body: (PostgresDatabase) async throws -> T
+    _ body: (PostgresPool) async throws -> T
 ) async throws -> T {
-    let database = PostgresDatabase(
+    let database = PostgresPool(
         endpoint: try postgresEndpoint(url), name: name, migrations: migrations,
         maximumConnections: maximumConnections, logger: quietLogger)
     return try await withThrowingTaskGroup(of: Void.self) { group in

@@ -40,7 +40,7 @@ public enum UserStoreConformance {
                 case .deleteAppendsTheNextVersion: try await deleteAppendsNextVersion(store, outbox)
                 case .idempotencyKeysReplayAndRefuseReuse: try await idempotencyKeys(store, outbox)
                 case .concurrentUpdatesGetConsecutiveVersionsInOrder: try await concurrentUpdates(store, outbox)
-                case .outboxMarksExactlyTheGivenRows: try await outboxMarksExactly(store, outbox)
+                case .outboxMarksExactlyTheGivenRows: try await outboxMarksExactlyTheGivenRows(store, outbox)
                 case .usersPageInCreationOrder: try await usersPage(store, outbox)
                 case .outboxPruningKeepsUnsentRows: break
                 }

@@ -11,7 +11,7 @@ import Synchronization
 /// It is a `Service`: `run()` applies the migrations the database lacks, then runs the pool until graceful shutdown.
 /// Calls made before the migrations are done wait for them; if they fail, `run()` throws (the process stops with the
 /// reason) and every waiting or later call throws the same error.
-public final class PostgresDatabase: Service, Sendable {
+public final class PostgresPool: Service, Sendable {
     /// Where the database is; its `description` is safe to log.
     public let endpoint: PostgresEndpoint
     private let client: PostgresClient
@@ -59,7 +59,7 @@ public final class PostgresDatabase: Service, Sendable {
     /// Runs `body` in a transaction on a pooled connection: committed when it returns, rolled back when it throws.
     /// A transaction the server aborted as a deadlock or serialisation failure is run again (up to 3 times). Errors
     /// from the database are `PostgresDatabaseError`s; others thrown by `body` pass through.
-    public func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    public func transaction<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try await schema.wait()
         var attempt = 1
         while true {
@@ -74,7 +74,7 @@ public final class PostgresDatabase: Service, Sendable {
     }
 
     /// Runs `body` on a pooled connection, outside any explicit transaction.
-    public func read<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    public func read<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try await schema.wait()
         do {
             return try await client.withConnection { connection in try await body(connection) }
@@ -184,7 +184,7 @@ public final class PostgresDatabase: Service, Sendable {
 
     /// `BEGIN`, `body`, `COMMIT`; `ROLLBACK` when `body` throws. Database errors become `PostgresDatabaseError`.
     private static func inTransaction<T>(
-        _ connection: PostgresConnection, logger: Logger, _ body: (PostgresConnection) async throws -> T
+        _ connection: PostgresConnection, logger: Logger, _ body: @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         do {
             try await connection.query("BEGIN", logger: logger)
