@@ -89,6 +89,7 @@ final class PostgresOutbox: Outbox {
                 if finished { return }
                 failures = 0
             } catch {
+                if Task.isCancelled { return }
                 failures += 1
                 let delay = min(Duration.seconds(failures), .seconds(5))
                 logger.warning(
@@ -134,7 +135,7 @@ final class PostgresOutbox: Outbox {
                 }
             }
             let finished = try await group.next() ?? false
-            if !finished {
+            if !finished && !Task.isCancelled {
                 logger.warning("outbox relay: lost the database session holding the relay lock; stopping publishing")
             }
             group.cancelAll()
