@@ -132,14 +132,19 @@ private func publishRequestID(_ command: ConnectionCommand<PublisherStateMachine
 }
 
 /// Takes the commands once some have arrived (callers run in other tasks), failing after `timeout`.
+///
+/// It sleeps between looks rather than spinning on `Task.yield()`: in the full suite the cooperative pool is busy,
+/// and a spinning task can keep the caller it waits for from ever being scheduled.
 private func takeCommands<Command>(
-    from mailbox: ConnectionMailbox<Command>, timeout: Duration = .seconds(10)
+    from mailbox: ConnectionMailbox<Command>, timeout: Duration = .seconds(30)
 ) async throws -> (commands: [ConnectionCommand<Command>], shutdownRequested: Bool) {
     let deadline = ContinuousClock.now + timeout
+    var pause = Duration.milliseconds(1)
     while ContinuousClock.now < deadline {
         let taken = mailbox.take()
         if !taken.commands.isEmpty { return taken }
-        await Task.yield()
+        try await Task.sleep(for: pause)
+        pause = min(pause * 2, .milliseconds(50))
     }
     throw MailboxTestFailure("no command arrived within \(timeout)")
 }
