@@ -1,6 +1,6 @@
 public import Foundation
 
-/// A change to a user, as it travels between the services (the wire format in DESIGN.md).
+/// A change to a user, as it travels between the services (the wire format in the README).
 ///
 /// `user_created` and `user_updated` carry the user's full state; `user_deleted` carries only the id.
 /// Every event has an `eventID` (deduplication), a `version` (1 on create, +1 per change) and the time it happened.
@@ -160,7 +160,7 @@ extension [String: JSONValue] {
     }
 }
 
-/// The body's field order follows DESIGN.md's wire format.
+/// The body's field order follows the README's wire format.
 private struct WireEvent: Encodable {
     let event: UserEvent
 
