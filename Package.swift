@@ -52,7 +52,7 @@ let package = Package(
         // MARK: Platform
         library("Storage", in: "Platform", dependencies: ["CSQLite", logging, metrics]),
         library("Messaging", in: "Platform", dependencies: ["CRabbitMQ", metrics, logging, serviceLifecycle]),
-        library("HTTPServer", in: "Platform", dependencies: [nio("NIOCore"), nio("NIOPosix"), nio("NIOHTTP1"), logging, serviceLifecycle]),
+        library("HTTPServer", in: "Platform", dependencies: ["Common", nio("NIOCore"), nio("NIOPosix"), nio("NIOHTTP1"), logging, serviceLifecycle]),
 
         // MARK: Runtime
         library(
@@ -93,7 +93,7 @@ let package = Package(
         // A private RabbitMQ node and what needs one: integration tests only.
         support("BrokerTestSupport", dependencies: ["TestSupport", "Messaging", logging]),
 
-        test("CommonTests", in: "Unit", dependencies: ["Common"]),
+        test("CommonTests", in: "Unit", dependencies: ["Common", logging]),
         test("StorageTests", in: "Unit", dependencies: ["Storage", "TestSupport", metrics, metricsTestKit]),
         test("UserServiceTests", in: "Unit", dependencies: ["UserService", "Common", "Storage", "HTTPServer", "TestSupport", logging, nio("NIOHTTP1")]),
         test("HTTPServerTests", in: "Unit", dependencies: ["HTTPServer", "TestSupport", nio("NIOEmbedded")]),

@@ -94,7 +94,7 @@ public final class DeliveryLoop: Service, Sendable {
                 if case .failure(let error) = outcome {
                     logger.warning(
                         "delivery failed, will retry",
-                        metadata: metadata(delivery).merging(["attempt": "\(attempt)", "error": "\(error)"]) { $1 })
+                        metadata: metadata(delivery).merging(["attempt": "\(attempt)", "error": .untrusted(error)]) { $1 })
                 }
                 guard (try? await Task.sleep(for: delay)) != nil else { return }
             }
@@ -115,7 +115,7 @@ public final class DeliveryLoop: Service, Sendable {
                 logger.error(
                     "message moved to dead-letter queue",
                     metadata: metadata(delivery).merging([
-                        "queue": "\(deadQueue)", "reason": "\(letter.reason)", "code": "\(code)",
+                        "queue": "\(deadQueue)", "reason": .untrusted(letter.reason), "code": "\(code)",
                     ]) { $1 })
                 return
             } catch {
@@ -128,8 +128,8 @@ public final class DeliveryLoop: Service, Sendable {
 
     private func metadata(_ delivery: Delivery) -> Logger.Metadata {
         var metadata: Logger.Metadata = ["queue": "\(queue)"]
-        if let id = delivery.properties.messageID { metadata["event_id"] = "\(id)" }
-        if let trace = delivery.properties.headers[HeaderName.traceparent] { metadata["traceparent"] = "\(trace)" }
+        if let id = delivery.properties.messageID { metadata["event_id"] = .untrusted(id) }
+        if let trace = delivery.properties.headers[HeaderName.traceparent] { metadata["traceparent"] = .untrusted(trace) }
         return metadata
     }
 }

@@ -26,15 +26,15 @@ struct EventRouter: Sendable {
                 let event = try UserEvent.decode(body: delivery.body, messageID: properties.messageID)
                 // Messages in the original system's shape carry no id: give every copy the same derived one.
                 properties.messageID = event.eventID
-                metadata = ["event_id": "\(event.eventID)", "user_id": "\(event.userID)"]
+                metadata = ["event_id": .untrusted(event.eventID), "user_id": .untrusted(event.userID)]
             }
         } catch {
             throw InvalidMessage(error)
         }
         if properties.type == nil { properties.type = eventType }
         if properties.contentType == nil { properties.contentType = "application/json" }
-        if let trace = properties.headers[HeaderName.traceparent] { metadata["traceparent"] = "\(trace)" }
-        metadata["event"] = "\(eventType)"
+        if let trace = properties.headers[HeaderName.traceparent] { metadata["traceparent"] = .untrusted(trace) }
+        metadata["event"] = .untrusted(eventType)
 
         let destinations = table.value.destinations(for: eventType)
         guard !destinations.isEmpty else {

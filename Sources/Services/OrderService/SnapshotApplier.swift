@@ -47,8 +47,8 @@ struct SnapshotApplier: Sendable {
         logger.debug(
             isApplied ? "snapshot applied" : "event already applied or older, ignored",
             metadata: [
-                "event_id": "\(event.eventID)", "user_id": "\(event.userID)", "version": "\(event.version)",
-                "traceparent": "\(delivery.properties.headers[HeaderName.traceparent] ?? "")",
+                "event_id": .untrusted(event.eventID), "user_id": .untrusted(event.userID), "version": "\(event.version)",
+                "traceparent": .untrusted(delivery.properties.headers[HeaderName.traceparent] ?? ""),
             ])
     }
 }

@@ -55,9 +55,10 @@ public enum ServiceRunner {
     /// into the service's configuration, throwing `ConfigurationError` for a bad setting; then logging and metrics
     /// start, `assemble` builds the services (an error there, such as a database that cannot be opened, is
     /// reported against `assemblySetting`), and they run until SIGTERM or SIGINT. A configuration error ends the
-    /// process with one line and status 78.
+    /// process with one line and status 78. `defaultHost` is where the HTTP listener binds without `HTTP_HOST`:
+    /// loopback unless the service's HTTP API is meant for other machines.
     public static func serve<Configuration>(
-        _ label: String, options: CommonOptions, defaultPort: Int,
+        _ label: String, options: CommonOptions, defaultPort: Int, defaultHost: String = Setting.loopback,
         configure: (CommonSettings, [String: String]) throws -> Configuration,
         describe: (Configuration) -> Logger.Metadata,
         assemblySetting: String,
@@ -67,7 +68,7 @@ public enum ServiceRunner {
         let settings: CommonSettings
         let configuration: Configuration
         do {
-            settings = try options.resolve(defaultPort: defaultPort, environment: environment)
+            settings = try options.resolve(defaultPort: defaultPort, defaultHost: defaultHost, environment: environment)
             configuration = try configure(settings, environment)
         } catch let error as ConfigurationError {
             exit(configurationError: error)
