@@ -90,6 +90,7 @@ let package = Package(
         test("StorageTests", in: "Unit", dependencies: ["Storage", "TestSupport"]),
         test("HTTPServerTests", in: "Unit", dependencies: ["HTTPServer", "TestSupport", nio("NIOEmbedded")]),
         test("BenchmarkTests", in: "Unit", dependencies: ["Benchmark", .product(name: "Histogram", package: "hdrhistogram-swift")]),
+        test("DeploymentFilesTests", in: "Unit", dependencies: [yams]),
 
         test("MessagingTests", in: "Integration", dependencies: ["Messaging", "TestSupport"]),
         test(
