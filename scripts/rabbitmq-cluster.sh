@@ -26,8 +26,9 @@
 # (lines of rabbitmq.conf) is passed to every node's first start.
 #
 # Time, measured on a 2-core machine: forming 3 fresh nodes (booting in parallel, then joining one after
-# another) takes about 25 s, up to 50 s when the machine is busy; restarting a formed cluster about 17 s;
-# restarting one node 7-12 s; stopping one node 2 s, the cluster 3-4 s.
+# another) takes about 25 s when the machine is quiet, up to a minute when builds compete for it; restarting
+# a formed cluster about 17 s; restarting one node 7-12 s (up to 30 s busy, after a SIGKILL); stopping one
+# node 2 s, the cluster 3-4 s. The waits are bounded (120 s for the cluster to form or a node to rejoin).
 # Output: URLs on stdout, progress and errors on stderr. Exit status 0 on success, 1 on failure, 2 on usage.
 set -euo pipefail
 
