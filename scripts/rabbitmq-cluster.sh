@@ -116,11 +116,37 @@ await_cluster() {
     done
 }
 
+# A node launched (by an earlier start that was interrupted) but not yet booted: it has no pid file yet.
+node_booting() {
+    local launcher
+    launcher="$(node_dir "$1")/launcher.pid"
+    ! node_running "$1" && [ -f "$launcher" ] && kill -0 "$(cat "$launcher")" 2>/dev/null
+}
+
+# Waits (up to 120 s) for a booting node to finish booting, instead of launching it a second time; starts
+# it when its launcher gave up.
+await_boot() {
+    local i=$1 deadline=$((SECONDS + 120))
+    while node_booting "$i"; do
+        [ $SECONDS -lt $deadline ] || { echo "node $i did not boot within 120 s"; return 1; }
+        sleep 0.5
+    done
+    if node_running "$i"; then
+        ctl "$i" -q await_startup --timeout 60
+    else
+        "$node_sh" start "$(node_dir "$i")"
+    fi
+}
+
 # Starts the given nodes in parallel; fails (with each failing node's output) unless all of them started.
 start_nodes() {
     local i failed="" pids=()
     for i in "$@"; do
-        "$node_sh" start "$(node_dir "$i")" >"$(node_dir "$i")/start.out" 2>&1 &
+        if node_booting "$i"; then
+            await_boot "$i" >"$(node_dir "$i")/start.out" 2>&1 &
+        else
+            "$node_sh" start "$(node_dir "$i")" >"$(node_dir "$i")/start.out" 2>&1 &
+        fi
         pids+=($!)
     done
     local k=0
@@ -184,11 +210,15 @@ start)
         fi
     else
         echo "NODES=$n" >"$dir/cluster.env"
-        cookie=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+        # One cookie for all (node 1's, when an interrupted start already wrote it).
+        cookie=$(cat "$(node_dir 1)/.erlang.cookie" 2>/dev/null || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
         for i in $(seq 1 "$n"); do
             d=$(node_dir "$i")
             mkdir -p "$d"
             # The node script keeps an existing cookie: every node and its rabbitmqctl share this one.
+            if [ -f "$d/.erlang.cookie" ] && [ "$(cat "$d/.erlang.cookie")" != "$cookie" ]; then
+                die "node $i in $dir has another Erlang cookie than node 1: remove $dir and start again"
+            fi
             if [ ! -f "$d/.erlang.cookie" ]; then
                 (umask 077 && printf '%s' "$cookie" >"$d/.erlang.cookie")
                 chmod 400 "$d/.erlang.cookie"
