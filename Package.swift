@@ -112,8 +112,8 @@ let package = Package(
             dependencies: [
                 "OrderService", "Delivery", "Messaging", "Common", "Storage", "TestSupport", metrics, metricsTestKit, logging,
             ]),
-        test("RepositoryFilesTests", in: "Unit", dependencies: ["TestSupport", yams]),
         test("ExecutableTests", in: "Unit", dependencies: ["TestSupport"]),
+        test("DeploymentFilesTests", in: "Unit", dependencies: ["TestSupport", yams]),
 
         test(
             "MessagingTests", in: "Integration",
