@@ -92,7 +92,9 @@ struct UnencodableAndBlockedTests {
         run.cancel()
         _ = try? await run.value
         let took = ContinuousClock.now - stopping
-        #expect(took < .seconds(3), "stopped in \(took) with a shutdown timeout of 2 s")
+        // About 1 s (the drain timeout) when run alone; the margin is for a loaded machine. Before, the drain took
+        // 5 s and each close RPC the blocked broker never answers 10 s more.
+        #expect(took < .seconds(6), "stopped in \(took) with a shutdown timeout of 2 s")
         await #expect(throws: (any Error).self) { try await during.value }
         #expect(!publisher.isBlocked)
 
