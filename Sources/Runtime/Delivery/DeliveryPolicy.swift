@@ -26,7 +26,8 @@ public struct InvalidMessage: Error, Sendable {
 /// handle it ended. Pure: the ``DeliveryLoop`` carries the decisions out.
 ///
 /// - The handler returned: ack.
-/// - It threw ``InvalidMessage``: dead-letter at once with its reason and code, since retrying cannot help.
+/// - It threw ``InvalidMessage``: dead-letter at once with its reason and code, since retrying cannot help. The same
+///   for a `MessagingError` `.unencodable` (what it would be published as cannot be carried by AMQP): code `unencodable`.
 /// - It threw anything else: retry after the backoff's delay, until `maxAttempts` attempts have failed; then
 ///   dead-letter with code `max_attempts`, so a poison message neither blocks the queue nor loops forever.
 ///
@@ -61,6 +62,9 @@ struct DeliveryPolicy: Sendable {
             return .ack
         case .failure(let error as InvalidMessage):
             return .deadLetter(DeadLetter(reason: error.reason, attempts: attempt), code: error.code)
+        case .failure(let error as MessagingError) where error.code == .unencodable:
+            // What this message would be published as cannot be carried by AMQP: retrying cannot help.
+            return .deadLetter(DeadLetter(reason: "\(error)", attempts: attempt), code: "unencodable")
         case .failure(let error) where attempt >= maxAttempts:
             return .deadLetter(DeadLetter(reason: "\(error)", attempts: attempt), code: "max_attempts")
         case .failure:

@@ -14,7 +14,7 @@ struct ConnectionMailboxTests {
         #expect(!shutdownRequested)
         let id = try #require(publishRequestID(commands.first))
         #expect(commands.count == 1)
-        mailbox.answer(id, with: .success(()))
+        mailbox.answer(id, with: .success(0))
         mailbox.answer(id, with: .failure(MessagingError(.nacked, "too late")))  // a second answer is ignored
         try await caller.value
     }

@@ -66,7 +66,10 @@ public struct CommonOptions: ParsableArguments, Sendable {
         let grace = try Setting.positiveInteger(
             Setting.value(shutdownGrace, env: "SHUTDOWN_GRACE_SECONDS", in: environment),
             setting: "SHUTDOWN_GRACE_SECONDS", default: 10)
-        return CommonSettings(host: host, port: port, broker: broker, logLevel: level, gracePeriod: .seconds(grace))
+        var connections = broker
+        connections.shutdownTimeout = ServiceRunner.connectionShutdownTimeout(gracePeriod: .seconds(grace))
+        return CommonSettings(
+            host: host, port: port, broker: connections, logLevel: level, gracePeriod: .seconds(grace))
     }
 }
 
