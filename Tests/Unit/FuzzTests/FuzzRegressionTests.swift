@@ -1,0 +1,26 @@
+import Common
+import Foundation
+import Testing
+
+/// What the fuzz tests found, pinned down with the inputs that showed it.
+struct FuzzRegressionTests {
+    /// event-decoder fuzzing: a timestamp lost a millisecond on every decode and re-encode (the order service
+    /// stored `…00.001Z` for an event that said `…00.002Z`).
+    @Test func timestampsSurviveParseAndFormat() throws {
+        for second in ["2026-06-15T10:00:00", "1969-12-31T23:59:59", "2889-11-18T02:09:48", "0001-01-01T00:00:00"] {
+            for millisecond in 0..<1000 {
+                let text = second + "." + String(1000 + millisecond).dropFirst() + "Z"
+                let date = try #require(Timestamp.parse(text))
+                let formatted = Timestamp.format(date)
+                #expect(formatted == text)
+                if formatted != text { return }  // one is enough to see it
+            }
+        }
+        let body = Array(
+            #"{"event":"user_deleted","user_id":"u","event_id":"e","version":2,"occurred_at":"2889-11-18T02:09:48.231Z"}"#
+                .utf8)
+        let event = try UserEvent.decode(body: body)
+        let hopped = try UserEvent.decode(body: UserEvent.decode(body: event.encodedBody()).encodedBody())
+        #expect(hopped == event)
+    }
+}
