@@ -1,4 +1,5 @@
 import Common
+import NotificationService
 import Foundation
 import Testing
 
@@ -39,5 +40,18 @@ struct FuzzRegressionTests {
         let elapsed = start.duration(to: .now)
         #expect(event.userID == "u")
         #expect(elapsed < .seconds(1), "took \(elapsed)")
+    }
+
+    /// routing-table fuzzing: a mapping key that is a list or a mapping made Yams trap, so a one-character typo in
+    /// the table file (`,` for `:` in JSON) crashed the notification service, at start or on reload.
+    @Test(arguments: [
+        #"{"routes":{"user_updated",["queue_audit"]}}"#,
+        "routes:\n  [user_created]: [queue_order]",
+        "routes:\n  ? {a: b}\n  : [queue_order]",
+        "default: [queue_order]\nroutes: {user_created: {[x]: y}}",
+        "!!set {[a]: b}",
+    ])
+    func nonScalarMappingKeysAreRefused(text: String) {
+        #expect(throws: RoutingTableError.self) { try RoutingTable.parse(text) }
     }
 }
