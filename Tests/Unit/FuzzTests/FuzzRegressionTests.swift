@@ -1,4 +1,5 @@
 import Common
+import HTTPServer
 import NotificationService
 import Foundation
 import Testing
@@ -53,5 +54,25 @@ struct FuzzRegressionTests {
     ])
     func nonScalarMappingKeysAreRefused(text: String) {
         #expect(throws: RoutingTableError.self) { try RoutingTable.parse(text) }
+    }
+
+    /// HTTP fuzzing: the answer to a CONNECT request went out without body or length on a connection kept open,
+    /// so the client could not tell where it ended and waited for the idle timeout.
+    @Test(.timeLimit(.minutes(1))) func answersToConnectCloseTheConnection() async throws {
+        let server = HTTPServer(
+            configuration: HTTPServerConfiguration(host: "127.0.0.1", port: 0, idleTimeout: .seconds(120)),
+            router: HTTPFuzzTests.router(), logger: HTTPFuzzTests.logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            let port = try await server.listeningPort()
+            for request in ["CONNECT /users/1 HTTP/1.1\r\nHost: t\r\n\r\n", "CONNECT example.com:443 HTTP/1.1\r\nHost: t\r\n\r\n"] {
+                let received = try await LoopbackClient.exchange(Array(request.utf8), port: port, deadline: .seconds(20))
+                let stream = ResponseStream(received ?? [])
+                #expect(received != nil, "the connection was kept open")
+                #expect(stream.problem == nil)
+                #expect(stream.responses.first.map { $0.status >= 400 } == true)
+            }
+            group.cancelAll()
+        }
     }
 }
