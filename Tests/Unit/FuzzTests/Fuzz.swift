@@ -71,7 +71,7 @@ enum Fuzz {
         /// Prints a case that took long: slowness on some input is a finding too (a denial of service).
         func noteDuration(since start: ContinuousClock.Instant, of fuzzCase: FuzzCase) {
             let duration = start.duration(to: .now)
-            if duration > .milliseconds(500) { print("fuzz \(self.name): slow case (\(duration)): \(fuzzCase)") }
+            if duration > .seconds(2) { print("fuzz \(self.name): slow case (\(duration)): \(fuzzCase)") }
         }
 
         static func parseSeed(_ text: String) -> UInt64? {
