@@ -1,6 +1,7 @@
 # The two commands: `make run` runs the whole system, `make test` runs the whole suite.
 # `make bench` (ARGS="--help" lists its flags) measures it; results in bench-results/.
-.PHONY: run test bench build clean
+# `make fuzz` fuzzes longer than `make test` does (FUZZ_SECONDS=60 of libFuzzer, then FUZZ_SCALE=10).
+.PHONY: run test bench fuzz build clean
 
 run:
 	scripts/run.sh
@@ -10,6 +11,9 @@ test:
 
 bench:
 	scripts/bench.sh $(ARGS)
+
+fuzz:
+	scripts/fuzz.sh
 
 build:
 	scripts/install-deps.sh

@@ -12,9 +12,10 @@ import Testing
 enum Fuzz {
     /// Runs `body` for `cases` cases of the fuzz test `name`.
     static func run(
-        _ name: String, cases: Int, seed defaultSeed: UInt64, _ body: (inout FuzzCase) throws -> Void
+        _ name: String, cases: Int, seed defaultSeed: UInt64, fileID: String = #fileID, function: String = #function,
+        _ body: (inout FuzzCase) throws -> Void
     ) rethrows {
-        let plan = Plan(name: name, cases: cases, defaultSeed: defaultSeed)
+        let plan = Plan(name: name, cases: cases, defaultSeed: defaultSeed, test: Plan.testFilter(fileID, function))
         for index in plan.indices {
             var fuzzCase = plan.makeCase(index)
             let start = ContinuousClock.now
@@ -25,9 +26,10 @@ enum Fuzz {
 
     /// Runs the async `body` for `cases` cases of the fuzz test `name`.
     static func run(
-        _ name: String, cases: Int, seed defaultSeed: UInt64, _ body: (inout FuzzCase) async throws -> Void
+        _ name: String, cases: Int, seed defaultSeed: UInt64, fileID: String = #fileID, function: String = #function,
+        _ body: (inout FuzzCase) async throws -> Void
     ) async rethrows {
-        let plan = Plan(name: name, cases: cases, defaultSeed: defaultSeed)
+        let plan = Plan(name: name, cases: cases, defaultSeed: defaultSeed, test: Plan.testFilter(fileID, function))
         for index in plan.indices {
             var fuzzCase = plan.makeCase(index)
             let start = ContinuousClock.now
@@ -43,7 +45,7 @@ enum Fuzz {
         let trace: Bool
         let replay: Bool
 
-        init(name: String, cases: Int, defaultSeed: UInt64) {
+        init(name: String, cases: Int, defaultSeed: UInt64, test: String) {
             let environment = ProcessInfo.processInfo.environment
             self.name = name
             self.seed = environment["FUZZ_SEED"].flatMap(Self.parseSeed) ?? defaultSeed
@@ -60,7 +62,7 @@ enum Fuzz {
             let seedText = "0x" + String(self.seed, radix: 16)
             print(
                 "fuzz \(name): \(self.indices.count) case(s), seed \(seedText)"
-                    + " (replay: FUZZ_SEED=\(seedText) FUZZ_CASE=<index> swift test --filter FuzzTests)")
+                    + " (replay one: FUZZ_SEED=\(seedText) FUZZ_CASE=<index> swift test --filter \(test))")
         }
 
         func makeCase(_ index: Int) -> FuzzCase {
@@ -72,6 +74,12 @@ enum Fuzz {
         func noteDuration(since start: ContinuousClock.Instant, of fuzzCase: FuzzCase) {
             let duration = start.duration(to: .now)
             if duration > .seconds(2) { print("fuzz \(self.name): slow case (\(duration)): \(fuzzCase)") }
+        }
+
+        /// `FuzzTests.<Suite>/<test>` for `swift test --filter`, from the caller's file (named after its suite).
+        static func testFilter(_ fileID: String, _ function: String) -> String {
+            let file = fileID.split(separator: "/").last.map { $0.replacingOccurrences(of: ".swift", with: "") } ?? ""
+            return "FuzzTests.\(file)/\(function.prefix { $0 != "(" })"
         }
 
         static func parseSeed(_ text: String) -> UInt64? {
