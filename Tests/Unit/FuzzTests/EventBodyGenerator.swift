@@ -91,7 +91,9 @@ struct EventBodyGenerator {
         case "user_id", "event_id":
             switch random.int(0...5) {
             case 0: return Self.string("")
-            case 1: return Self.string(String(repeating: "a", count: random.pick([127, 128, 129, 300, 70_000])))
+            case 1:
+                let count = random.pick([127, 128, 129, 300, 70_000])
+                return count == 70_000 ? Self.hugeID : Self.string(String(repeating: "a", count: count))
             case 2: return Self.string(String(repeating: "€", count: random.pick([42, 43, 100])))  // 3 bytes each
             case 3: return Self.randomString(&random)
             default: return Self.string(Self.uuid(&random))
@@ -99,9 +101,11 @@ struct EventBodyGenerator {
         case "name", "email":
             switch random.int(0...5) {
             case 0: return Self.string("")
-            case 1: return Self.string("a" + String(repeating: "\u{301}", count: random.pick([10, 1000, 30_000])))
+            case 1:
+                let count = random.pick([10, 1000, 1000, 30_000])
+                return count == 30_000 ? Self.hugeCluster : Self.string("a" + String(repeating: "\u{301}", count: count))
             case 2: return Self.randomString(&random)
-            case 3: return random.chance(0.5) ? Self.string(String(repeating: "n", count: 100_000)) : Self.randomString(&random)
+            case 3: return random.chance(0.1) ? Self.hugeName : Self.randomString(&random)
             default: return Self.string(random.pick(["Alice", "Zoë Ø'Brien", "alice@example.com", "李小龍", "a\"b\\c"]))
             }
         case "version":
@@ -125,6 +129,12 @@ struct EventBodyGenerator {
             }
         }
     }
+
+    /// Oversized values, written once: building them is what costs in a debug build.
+    static let hugeID = Self.string(String(repeating: "a", count: 70_000))
+    static let hugeName = Self.string(String(repeating: "n", count: 100_000))
+    /// One letter and 30,000 combining marks: one character of 60 kB.
+    static let hugeCluster = Self.string("a" + String(repeating: "\u{301}", count: 30_000))
 
     /// A timestamp in the wire form `yyyy-MM-ddTHH:mm:ss[.f…]Z`, over the whole four-digit year range.
     static func timestamp(_ random: inout FuzzRandom, fractionDigits: Int) -> String {

@@ -21,7 +21,7 @@ struct HTTPFuzzTests {
     static let idleTimeout = Duration.seconds(5)
 
     @Test func wellFormedStreams() async throws {
-        try await Fuzz.run("http.well-formed", cases: 1_500, seed: 0x4770) { fuzzCase in
+        try await Fuzz.run("http.well-formed", cases: 1_000, seed: 0x4770) { fuzzCase in
             let requests = HTTPInputGenerator.requests(&fuzzCase.random, wellFormed: true)
             let input = Array(requests.map(\.bytes).joined())
             fuzzCase.note(input: input)
@@ -45,7 +45,7 @@ struct HTTPFuzzTests {
     }
 
     @Test func hostileStreams() async throws {
-        try await Fuzz.run("http.hostile", cases: 1_500, seed: 0x4771) { fuzzCase in
+        try await Fuzz.run("http.hostile", cases: 1_000, seed: 0x4771) { fuzzCase in
             let input = Array(HTTPInputGenerator.requests(&fuzzCase.random, wellFormed: false).map(\.bytes).joined())
             fuzzCase.note(input: input)
             Self.checkResponses(try await Self.serveEmbedded(input, &fuzzCase), fuzzCase)
@@ -53,7 +53,7 @@ struct HTTPFuzzTests {
     }
 
     @Test func mutatedStreams() async throws {
-        try await Fuzz.run("http.mutations", cases: 1_500, seed: 0x4772) { fuzzCase in
+        try await Fuzz.run("http.mutations", cases: 1_000, seed: 0x4772) { fuzzCase in
             let valid = Array(HTTPInputGenerator.requests(&fuzzCase.random, wellFormed: true).map(\.bytes).joined())
             let input = Mutation.mutate(
                 valid, count: 4, using: &fuzzCase.random, interesting: HTTPInputGenerator.interestingBytes)
