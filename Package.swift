@@ -38,6 +38,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // MARK: Foundations
@@ -98,6 +99,12 @@ let package = Package(
         test("UserServiceTests", in: "Unit", dependencies: ["UserService", "Common", "Storage", "HTTPServer", "TestSupport", logging, nio("NIOHTTP1")]),
         test("HTTPServerTests", in: "Unit", dependencies: ["HTTPServer", "TestSupport", nio("NIOEmbedded")]),
         test("MessagingUnitTests", in: "Unit", dependencies: ["Messaging"]),
+        test(
+            "FuzzTests", in: "Unit",
+            dependencies: [
+                "Common", "NotificationService", "HTTPServer", nio("NIOCore"), nio("NIOEmbedded"), nio("NIOHTTP1"),
+                nio("NIOPosix"), logging, .product(name: "PropertyBased", package: "swift-property-based"),
+            ]),
         test("BenchmarkTests", in: "Unit", dependencies: ["Benchmark", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         test(
             "ServiceRuntimeTests", in: "Unit",

@@ -119,16 +119,15 @@ public struct EventDecodingError: Error, Sendable, Equatable, CustomStringConver
     }
 
     fileprivate static func parseObject(_ body: [UInt8]) throws(EventDecodingError) -> [String: JSONValue] {
-        let parsed: JSONValue
         do {
-            parsed = try JSONDecoder().decode(JSONValue.self, from: Data(body))
+            return try JSONDecoder().decode([String: JSONValue].self, from: Data(body))
+        } catch DecodingError.typeMismatch(_, let context) where context.codingPath.isEmpty {
+            throw EventDecodingError(field: nil, reason: "body is not a JSON object")
+        } catch DecodingError.valueNotFound(_, let context) where context.codingPath.isEmpty {
+            throw EventDecodingError(field: nil, reason: "body is not a JSON object")
         } catch {
             throw EventDecodingError(field: nil, reason: "body is not valid JSON")
         }
-        guard case .object(let object) = parsed else {
-            throw EventDecodingError(field: nil, reason: "body is not a JSON object")
-        }
-        return object
     }
 }
 

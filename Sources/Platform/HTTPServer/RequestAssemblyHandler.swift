@@ -281,8 +281,10 @@ final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandle
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
+        // NIO's encoder sends an answer to CONNECT without body or length (as for a tunnel), so only closing the
+        // connection tells the client where it ends.
         let keepAlive =
-            head.isKeepAlive
+            head.isKeepAlive && head.method != .CONNECT
             && !response.headers[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
         // Update the state and timer before writing: writing the end lets HTTPServerPipelineHandler deliver the
         // next pipelined request into `channelRead` re-entrantly.

@@ -44,12 +44,17 @@ public struct RoutingTable: Sendable, Equatable {
 
     /// Parses a table from YAML or JSON text.
     public static func parse(_ text: String) throws(RoutingTableError) -> RoutingTable {
-        let document: Any?
+        let root: Yams.Node?
         do {
-            document = try Yams.load(yaml: text)
+            root = try Yams.compose(yaml: text)
         } catch {
             throw RoutingTableError("not valid YAML or JSON: \(error)")
         }
+        // Yams traps when it builds a mapping whose key is a list or a mapping (`[a]: b`), so refuse those first.
+        if let root, hasNonScalarKey(root) {
+            throw RoutingTableError("a mapping key is a list or a mapping; keys must be plain names")
+        }
+        let document = root?.any
         guard let top = document as? [String: Any] else {
             throw RoutingTableError("the table must be a mapping with 'routes' (and optionally 'default')")
         }
@@ -80,6 +85,14 @@ public struct RoutingTable: Sendable, Equatable {
             throw RoutingTableError("cannot read routing table file '\(path)'")
         }
         return try parse(text)
+    }
+
+    private static func hasNonScalarKey(_ node: Yams.Node) -> Bool {
+        switch node {
+        case .scalar, .alias: false
+        case .mapping(let mapping): mapping.contains { $0.key.scalar == nil || hasNonScalarKey($0.value) }
+        case .sequence(let sequence): sequence.contains(where: hasNonScalarKey)
+        }
     }
 
     private static func queueList(_ value: Any, at key: String) throws(RoutingTableError) -> [String] {
