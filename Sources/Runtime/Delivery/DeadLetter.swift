@@ -36,6 +36,8 @@ public struct DeadLetter: Sendable, Equatable {
         properties.headers[HeaderName.failedAt] = Timestamp.format(date)
         properties.headers[HeaderName.originalQueue] = queue
         if let attempts { properties.headers[HeaderName.attempts] = String(attempts) }
+        // The source queue's count, not the dead-letter queue's.
+        properties.headers[HeaderName.deliveryCount] = nil
         return properties
     }
 

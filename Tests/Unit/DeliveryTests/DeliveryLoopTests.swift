@@ -35,7 +35,8 @@ struct DeliveryLoopTests {
 
     /// Runs a loop over `deliveries` until every one was handled; returns the journal and the metrics it recorded.
     private func run(
-        _ deliveries: [Delivery], maxAttempts: Int = 5, publishFailures: Int = 0, concurrency: Int = 4,
+        _ deliveries: [Delivery], maxAttempts: Int = 5, publishFailures: Int = 0,
+        publishRefusal: any Error = ScriptedPublisher.Refused(), concurrency: Int = 4,
         handler: @escaping DeliveryLoop.Handler
     ) async throws -> (Journal, TestMetrics) {
         let journal = Journal()
@@ -43,7 +44,8 @@ struct DeliveryLoopTests {
         let loop = withMetricsFactory(metrics) {
             DeliveryLoop(
                 queue: queue, source: ScriptedSource(journal, deliveries: deliveries),
-                publisher: ScriptedPublisher(journal, failures: publishFailures), concurrency: concurrency,
+                publisher: ScriptedPublisher(journal, failures: publishFailures, refusal: publishRefusal),
+                concurrency: concurrency,
                 policy: DeliveryPolicy(maxAttempts: maxAttempts), logger: quietLogger, handler: handler)
         }
         try await loop.run()
@@ -146,5 +148,130 @@ struct DeliveryLoopTests {
         let most = inFlight.withLock { $0.most }
         #expect(most <= 3 && most >= 1)
         #expect(journal.all.count == 20)
+    }
+
+    // MARK: The bound across restarts and instances
+
+    @Test func aRedeliveryIsRepublishedWithItsCountAndNotHandledNow() async throws {
+        let calls = Calls()
+        let original = delivery(id: "r", body: #"{"a":1}"#, headers: ["traceparent": "t"], redelivered: true)
+        let (journal, metrics) = try await run([original]) { _ = calls.count($0) }
+        #expect(calls.of("r") == 0, "the copy is handled when it comes back")
+        #expect(journal.all == [.published(queue: queue), .acked("r")], "the copy is confirmed before the ack")
+        let copy = try #require(journal.published.first)
+        #expect(copy.body == original.body)
+        #expect(copy.properties.headers == ["traceparent": "t", "x-attempts": "1"])
+        #expect(copy.properties.messageID == "r")
+        #expect(metrics.counters(label: "events_dead_lettered_total").isEmpty)
+    }
+
+    @Test func aMessageThatKeepsKillingItsConsumerIsDeadLetteredAtTheBoundWithoutRunningTheHandler() async throws {
+        let calls = Calls()
+        let crashing = delivery(id: "k", headers: ["x-attempts": "4"], redelivered: true)
+        let (journal, metrics) = try await run([crashing], maxAttempts: 5) { _ = calls.count($0) }
+        #expect(calls.of("k") == 0)
+        #expect(journal.all == [.published(queue: "queue_test.dead"), .acked("k")])
+        let headers = try #require(journal.published.first).properties.headers
+        #expect(headers["x-attempts"] == "5")
+        #expect(headers["x-error"]?.contains("without being settled") == true)
+        #expect(counter(metrics, "events_dead_lettered_total", [("queue", queue), ("reason", "max_attempts")]) == 1)
+    }
+
+    @Test func attemptsCarriedInTheMessageCountTowardsTheBound() async throws {
+        let calls = Calls()
+        let (journal, _) = try await run([delivery(id: "c", headers: ["x-attempts": "3"])], maxAttempts: 5) {
+            _ = calls.count($0)
+            throw Failure()
+        }
+        #expect(calls.of("c") == 2, "attempts 4 and 5")
+        #expect(journal.published.first?.properties.headers["x-attempts"] == "5")
+    }
+
+    @Test func onAQuorumQueueTheBrokersCountIsUsedAndNotCarriedToTheDeadLetter() async throws {
+        let calls = Calls()
+        let (journal, _) = try await run(
+            [delivery(id: "q", headers: ["x-delivery-count": "2"], redelivered: true)], maxAttempts: 3
+        ) {
+            _ = calls.count($0)
+            throw Failure()
+        }
+        #expect(calls.of("q") == 1)
+        let headers = try #require(journal.published.first).properties.headers
+        #expect(headers["x-attempts"] == "3")
+        #expect(headers["x-delivery-count"] == nil)
+    }
+
+    @Test func aMoveToAQueueThatDisappearedDeclaresItAgain() async throws {
+        let (journal, _) = try await run(
+            [delivery(id: "u")], publishFailures: 1, publishRefusal: MessagingError(.unroutable, "NO_ROUTE")
+        ) { _ in throw InvalidMessage("no", code: "invalid_event") }
+        #expect(
+            journal.all == [
+                .publishFailed, .declared(["queue_test.dead"]), .published(queue: "queue_test.dead"), .acked("u"),
+            ])
+    }
+
+    // MARK: Faults of a dependency
+
+    /// A source the test feeds while the loop runs.
+    private final class ManualSource: DeliverySource {
+        let deliveries: AsyncStream<Delivery>
+        let continuation: AsyncStream<Delivery>.Continuation
+        let journal: Journal
+
+        init(_ journal: Journal) {
+            self.journal = journal
+            (deliveries, continuation) = AsyncStream.makeStream(of: Delivery.self)
+        }
+
+        func ack(_ delivery: Delivery, multiple: Bool) {
+            journal.record(.acked(delivery.properties.messageID ?? ""))
+        }
+    }
+
+    @Test func aFaultOfADependencyPausesDeliveriesWithoutCountingThemAndResumes() async throws {
+        let journal = Journal()
+        let source = ManualSource(journal)
+        let down = Mutex(true)
+        let ranWhileDown = Mutex<[String]>([])
+        let calls = Calls()
+        let loop = DeliveryLoop(
+            queue: queue, source: source, publisher: ScriptedPublisher(journal), concurrency: 4,
+            policy: DeliveryPolicy(maxAttempts: 1), logger: quietLogger
+        ) { delivery in
+            let id = delivery.properties.messageID ?? ""
+            let call = calls.count(delivery)
+            if down.withLock({ $0 }) {
+                if id == "first" && call == 4 { down.withLock { $0 = false } } else {
+                    ranWhileDown.withLock { $0.append(id) }
+                    throw DependencyUnavailable("database", reason: "disk full")
+                }
+            }
+        }
+        let running = Task { try await loop.run() }
+        source.continuation.yield(delivery(id: "first"))
+        try await eventually("the loop reports the database down") { loop.unavailableDependency != nil }
+        #expect(loop.unavailableDependency == DependencyUnavailable("database", reason: "disk full"))
+        source.continuation.yield(delivery(id: "second"))
+        try await eventually("both are acked") { Set(journal.all) == [.acked("first"), .acked("second")] }
+        source.continuation.finish()
+        try await running.value
+        #expect(calls.of("first") == 4, "held and retried although the bound is 1 attempt")
+        #expect(calls.of("second") == 1, "waited for the database instead of failing on it")
+        #expect(ranWhileDown.withLock { $0 } == ["first", "first", "first"])
+        #expect(loop.unavailableDependency == nil)
+        #expect(journal.published.isEmpty, "nothing dead-lettered")
+    }
+}
+
+/// Polls `condition` until it holds, failing after 10 seconds.
+private func eventually(_ what: String, _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while !condition() {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("timed out waiting: \(what)")
+            throw CancellationError()
+        }
+        try await Task.sleep(for: .milliseconds(5))
     }
 }
