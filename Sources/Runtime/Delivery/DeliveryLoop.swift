@@ -142,11 +142,20 @@ public final class DeliveryLoop: Service, Sendable {
         }
     }
 
-    /// Waits while a dependency is unavailable; false when the loop is stopping (the delivery stays unacked, and the
-    /// broker delivers it again later).
+    /// Waits while a dependency is unavailable, at most the longest backoff (so that a waiting delivery tries, and
+    /// may become the probe, should every held one have left); false when the loop is stopping (the delivery stays
+    /// unacked, and the broker delivers it again later).
     private func waitWhilePaused() async -> Bool {
         guard gate.fault != nil else { return true }
-        await cancelWhenGracefulShutdown { await self.gate.waitUntilOpen() }
+        let longest = policy.backoff.maximum
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.gate.waitUntilOpen() }
+                group.addTask { try? await Task.sleep(for: longest) }
+                await group.next()
+                group.cancelAll()
+            }
+        }
         return !Task.isCancelled && !Task.isShuttingDownGracefully
     }
 

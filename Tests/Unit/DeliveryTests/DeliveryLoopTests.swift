@@ -262,6 +262,32 @@ struct DeliveryLoopTests {
         #expect(loop.unavailableDependency == nil)
         #expect(journal.published.isEmpty, "nothing dead-lettered")
     }
+
+    @Test func aWaitingDeliveryTriesItselfWhenTheHeldOneLeftForAnotherReason() async throws {
+        let journal = Journal()
+        let source = ManualSource(journal)
+        let calls = Calls()
+        let loop = DeliveryLoop(
+            queue: queue, source: source, publisher: ScriptedPublisher(journal), concurrency: 4,
+            policy: DeliveryPolicy(maxAttempts: 1, backoff: Backoff(initial: .milliseconds(10), maximum: .milliseconds(50))),
+            logger: quietLogger
+        ) { delivery in
+            let call = calls.count(delivery)
+            guard delivery.properties.messageID == "held" else { return }
+            // Held for the database first, then refused for itself: it leaves, dead-lettered.
+            if call == 1 { throw DependencyUnavailable("database", reason: "busy") }
+            throw Failure()
+        }
+        let running = Task { try await loop.run() }
+        source.continuation.yield(delivery(id: "held"))
+        try await eventually("the loop reports the database down") { loop.unavailableDependency != nil }
+        source.continuation.yield(delivery(id: "waiting"))
+        try await eventually("the waiting one went through") { journal.all.contains(.acked("waiting")) }
+        source.continuation.finish()
+        try await running.value
+        #expect(journal.all.contains(.published(queue: "queue_test.dead")))
+        #expect(loop.unavailableDependency == nil)
+    }
 }
 
 /// Polls `condition` until it holds, failing after 10 seconds.
