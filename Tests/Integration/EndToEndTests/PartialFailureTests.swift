@@ -104,6 +104,10 @@ struct PartialFailureTests {
 
         let ids = (0..<10).map { "redeclared-\($0)" }
         try await publish(ids.map { event(userID: $0, name: $0) }, to: QueueName.dispatch, brokerURL: url)
+        // Counted without a consumer, which would declare the queue itself.
+        try await eventually(timeout: .seconds(30), "the router declared queue_order and forwarded\n\(router.logTail())") {
+            try await broker.messageCount(queue: QueueName.order, virtualHostURL: url) == ids.count
+        }
         let forwarded = try await takeMessages(10, from: QueueName.order, brokerURL: url, timeout: .seconds(30))
         let users = Set(forwarded.compactMap { try? UserEvent.decode(body: $0.body).userID })
         #expect(users == Set(ids), "\(router.logTail())")
