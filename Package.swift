@@ -112,7 +112,7 @@ let package = Package(
                 "ServiceRuntime", "Messaging", "TestSupport", argumentParser, logging, metrics, metricsTestKit,
                 serviceLifecycle,
             ]),
-        test("NotificationServiceTests", in: "Unit", dependencies: ["NotificationService", "Common"]),
+        test("NotificationServiceTests", in: "Unit", dependencies: ["NotificationService", "Common", "Messaging", logging]),
         test("DeliveryTests", in: "Unit", dependencies: ["Delivery", "Messaging", "Common", metrics, metricsTestKit, logging]),
         test(
             "OrderServiceTests", in: "Unit",

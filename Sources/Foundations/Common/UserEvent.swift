@@ -22,15 +22,18 @@ public struct UserEvent: Sendable, Equatable {
     public var email: String?
     /// Unique per event; consumers use it to recognise duplicates.
     public var eventID: String
-    /// The user's version after this change.
+    /// The user's version after this change; 1 when the message carried none (see ``isVersioned``).
     public var version: Int64
+    /// Whether the message carried `version`. Messages in the original system's shape do not: they carry no order,
+    /// and a consumer must not compare their version (always 1) with a real one.
+    public var isVersioned: Bool
     /// When the change was committed by the user service.
     public var occurredAt: Date?
 
     /// Creates an event.
     public init(
         kind: Kind, userID: String, name: String? = nil, email: String? = nil,
-        eventID: String, version: Int64, occurredAt: Date?
+        eventID: String, version: Int64, occurredAt: Date?, isVersioned: Bool = true
     ) {
         self.kind = kind
         self.userID = userID
@@ -39,6 +42,7 @@ public struct UserEvent: Sendable, Equatable {
         self.eventID = eventID
         self.version = version
         self.occurredAt = occurredAt
+        self.isVersioned = isVersioned
     }
 }
 
@@ -51,8 +55,9 @@ extension UserEvent {
 
     /// Decodes and validates an event body.
     ///
-    /// Accepts the original system's shape (only `event`, `user_id`, `name`, `email`): a missing `version` is 1,
-    /// a missing `event_id` comes from `messageID` (the AMQP `message_id`) or else from a hash of the body.
+    /// Accepts the original system's shape (only `event`, `user_id`, `name`, `email`): a missing `version` is 1 with
+    /// ``isVersioned`` false, a missing `event_id` comes from `messageID` (the AMQP `message_id`) or else from a hash
+    /// of the body.
     /// Unknown extra fields are ignored.
     public static func decode(body: [UInt8], messageID: String? = nil) throws(EventDecodingError) -> UserEvent {
         let object = try EventDecodingError.parseObject(body)
@@ -70,7 +75,8 @@ extension UserEvent {
             name = try object.requiredString("name")
             email = try object.requiredString("email")
         }
-        let version = try object.optionalInteger("version") ?? 1
+        let givenVersion = try object.optionalInteger("version")
+        let version = givenVersion ?? 1
         guard version >= 1 else {
             throw EventDecodingError(field: "version", reason: "must be at least 1")
         }
@@ -91,7 +97,7 @@ extension UserEvent {
         }
         return UserEvent(
             kind: kind, userID: userID, name: name, email: email,
-            eventID: eventID, version: version, occurredAt: occurredAt)
+            eventID: eventID, version: version, occurredAt: occurredAt, isVersioned: givenVersion != nil)
     }
 
     /// The `event` field of a body, without validating the rest: what a router needs to pick a route.
@@ -178,7 +184,8 @@ private struct WireEvent: Encodable {
             try container.encode(event.email ?? "", forKey: .email)
         }
         try container.encode(event.eventID, forKey: .eventID)
-        try container.encode(event.version, forKey: .version)
+        // An event without a version keeps that shape when re-encoded: 1 would claim an order it does not have.
+        if event.isVersioned { try container.encode(event.version, forKey: .version) }
         if let occurredAt = event.occurredAt {
             try container.encode(Timestamp.format(occurredAt), forKey: .occurredAt)
         }

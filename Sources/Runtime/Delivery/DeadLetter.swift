@@ -45,6 +45,8 @@ public struct DeadLetter: Sendable, Equatable {
         let fitting = properties.fittedToAMQP(
             frameMax: AMQPLimits.frameMax - Self.maxReasonBytes, keeping: Set(Self.headerNames))
         var fitted = fitting.properties
+        // The source queue's count, not the dead-letter queue's.
+        fitted.headers[HeaderName.deliveryCount] = nil
         if !fitting.dropped.isEmpty {
             let note = "; dropped what AMQP cannot carry: " + fitting.dropped.joined(separator: ", ")
             fitted.headers[HeaderName.error] = AMQPLimits.truncating(reason + note, toBytes: Self.maxReasonBytes)

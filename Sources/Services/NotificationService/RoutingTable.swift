@@ -17,7 +17,8 @@ public struct RoutingTable: Sendable, Equatable {
     /// Destinations for event types not in `routes`; empty means such events are unrouted.
     public var defaultRoute: [String]
 
-    /// Creates a table, validating it.
+    /// Creates a table, validating it: every destination a valid queue name, none named twice in one list, and none
+    /// that would make a message loop or mix with messages set aside (see `reservation(of:)`).
     public init(routes: [String: [String]], defaultRoute: [String] = []) throws(RoutingTableError) {
         for (event, destinations) in routes {
             guard !event.isEmpty else { throw RoutingTableError("an event type must not be empty") }
@@ -118,7 +119,20 @@ public struct RoutingTable: Sendable, Equatable {
                 throw RoutingTableError(
                     "\(key): '\(queue)' is not a valid queue name (letters, digits, _ - . :, at most 255, not amq.*)")
             }
+            if let why = reservation(of: queue) {
+                throw RoutingTableError("\(key): '\(queue)' cannot be a destination: \(why)")
+            }
         }
+    }
+
+    /// Why `queue` may never be a destination, or nil: the router's own source (each forwarded copy would come back
+    /// to be forwarded again, forever), a dead-letter queue (`*.dead`: a routed event would look like a failure, and
+    /// an operator's requeue would send it round again) or `queue_unrouted` (kept for events without a route).
+    private static func reservation(of queue: String) -> String? {
+        if queue == QueueName.dispatch { return "it is the queue the router consumes, so the event would loop" }
+        if queue.hasSuffix(QueueName.deadLetter(for: "")) { return "dead-letter queues hold failed messages only" }
+        if queue == QueueName.unrouted { return "it holds the events that have no route" }
+        return nil
     }
 }
 

@@ -86,6 +86,8 @@ struct RoutingTableFuzzTests {
                     $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_-.:".unicodeScalars.contains($0))
                 }
             #expect(valid, "routes to an invalid queue name '\(queue)'; \(fuzzCase)")
+            let loops = queue == "queue_dispatch" || queue == "queue_unrouted" || queue.hasSuffix(".dead")
+            #expect(!loops, "routes to '\(queue)', which would loop; \(fuzzCase)")
         }
     }
 }
@@ -96,7 +98,8 @@ enum RoutingTableGenerator {
     static let interestingBytes: [UInt8] = Array("{}[]:,-#&*!|>'\"%@`?~ \t\n\r.amq_queue0".utf8) + [0x00, 0xEF, 0xBB, 0xBF, 0xFF]
 
     static let events = ["user_created", "user_updated", "user_deleted", "order_placed", "e", "ユーザー"]
-    static let queues = ["queue_order", "queue_audit", "queue_misc", "q.dead", "a:b", "Q-1", "x"]
+    /// Queues a table may route to (never the router's own queue, a dead-letter queue or `queue_unrouted`).
+    static let queues = ["queue_order", "queue_audit", "queue_misc", "q.audit", "a:b", "Q-1", "x"]
 
     /// A valid document and the table it describes.
     static func validDocument(_ random: inout FuzzRandom) -> (String, RoutingTable) {
