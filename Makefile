@@ -1,7 +1,8 @@
 # The two commands: `make run` runs the whole system, `make test` runs the whole suite.
 # `make test-unit` runs only the tests under Tests/Unit: no broker started, none needed.
 # `make bench` (ARGS="--help" lists its flags) measures it; results in bench-results/.
-.PHONY: run test test-unit bench build clean
+# `make fuzz` fuzzes longer than `make test` does (FUZZ_SECONDS=60 of libFuzzer, then FUZZ_SCALE=10).
+.PHONY: run test test-unit bench fuzz build clean
 
 run:
 	scripts/run.sh
@@ -14,6 +15,9 @@ test-unit:
 
 bench:
 	scripts/bench.sh $(ARGS)
+
+fuzz:
+	scripts/fuzz.sh
 
 build:
 	scripts/install-deps.sh

@@ -39,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // MARK: Foundations
@@ -54,7 +55,7 @@ let package = Package(
         library("Storage", in: "Platform", dependencies: ["CSQLite", logging, metrics]),
         library("PostgresStorage", in: "Platform", dependencies: [postgres, logging, serviceLifecycle]),
         library("Messaging", in: "Platform", dependencies: ["CRabbitMQ", metrics, logging, serviceLifecycle]),
-        library("HTTPServer", in: "Platform", dependencies: [nio("NIOCore"), nio("NIOPosix"), nio("NIOHTTP1"), logging, serviceLifecycle]),
+        library("HTTPServer", in: "Platform", dependencies: ["Common", nio("NIOCore"), nio("NIOPosix"), nio("NIOHTTP1"), logging, serviceLifecycle]),
 
         // MARK: Runtime
         library(
@@ -104,11 +105,17 @@ let package = Package(
                 logging, serviceLifecycle,
             ]),
 
-        test("CommonTests", in: "Unit", dependencies: ["Common"]),
+        test("CommonTests", in: "Unit", dependencies: ["Common", logging]),
         test("StorageTests", in: "Unit", dependencies: ["Storage", "TestSupport", metrics, metricsTestKit]),
         test("UserServiceTests", in: "Unit", dependencies: ["UserService", "Common", "Storage", "HTTPServer", "TestSupport", logging, nio("NIOHTTP1")]),
         test("HTTPServerTests", in: "Unit", dependencies: ["HTTPServer", "TestSupport", nio("NIOEmbedded")]),
         test("MessagingUnitTests", in: "Unit", dependencies: ["Messaging"]),
+        test(
+            "FuzzTests", in: "Unit",
+            dependencies: [
+                "Common", "NotificationService", "HTTPServer", nio("NIOCore"), nio("NIOEmbedded"), nio("NIOHTTP1"),
+                nio("NIOPosix"), logging, .product(name: "PropertyBased", package: "swift-property-based"),
+            ]),
         test("BenchmarkTests", in: "Unit", dependencies: ["Benchmark", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         test(
             "ServiceRuntimeTests", in: "Unit",
@@ -116,7 +123,7 @@ let package = Package(
                 "ServiceRuntime", "Messaging", "TestSupport", argumentParser, logging, metrics, metricsTestKit,
                 serviceLifecycle,
             ]),
-        test("NotificationServiceTests", in: "Unit", dependencies: ["NotificationService", "Common"]),
+        test("NotificationServiceTests", in: "Unit", dependencies: ["NotificationService", "Common", "Messaging", logging]),
         test("DeliveryTests", in: "Unit", dependencies: ["Delivery", "Messaging", "Common", metrics, metricsTestKit, logging]),
         test(
             "OrderServiceTests", in: "Unit",
@@ -124,8 +131,8 @@ let package = Package(
                 "OrderService", "Delivery", "Messaging", "Common", "Storage", "TestSupport", metrics, metricsTestKit, logging,
             ]),
         test("StoreConformanceSQLiteTests", in: "Unit", dependencies: ["StoreConformance"]),
-        test("RepositoryFilesTests", in: "Unit", dependencies: ["TestSupport", yams]),
         test("ExecutableTests", in: "Unit", dependencies: ["TestSupport"]),
+        test("DeploymentFilesTests", in: "Unit", dependencies: ["TestSupport", yams]),
 
         test(
             "MessagingTests", in: "Integration",

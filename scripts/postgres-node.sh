@@ -30,8 +30,9 @@
 # DIR (a parent such as /root is closed to others) or DIR's path is too long for a socket, the data lives in
 # a directory of its own under /tmp, named in DIR/postgres.env and removed by `destroy`.
 #
-# Time, measured on a loaded 2-core machine: first start (initdb included) about 2-4 s, restart about 1 s,
-# stop well under 1 s. Output: the URL on stdout, errors on stderr; exit status 0, 1 on failure, 2 on usage.
+# Time, measured on a 2-core machine: first start (initdb included) 3-5 s, up to 10 s when builds compete
+# for it; restart under 1 s; stop 1-4 s (the shutdown checkpoint). pg_ctl waits at most 60 s to start and
+# 30 s to stop (then the server is killed). Output: the URL on stdout, errors on stderr; exit status 0, 1 on failure, 2 on usage.
 set -euo pipefail
 
 usage="usage: postgres-node.sh start|stop|destroy DIR | url DIR [DATABASE] | psql DIR [ARGS]"

@@ -21,8 +21,11 @@ public enum HeaderName {
     public static let failedAt = "x-failed-at"
     /// The queue it was consumed from.
     public static let originalQueue = "x-original-queue"
-    /// How many times processing it was attempted.
+    /// How many times processing it was attempted: on a dead letter, in all; on a message republished because it
+    /// was redelivered, so far (the count travels with the message across restarts and consumers).
     public static let attempts = "x-attempts"
+    /// Set by RabbitMQ on deliveries from a quorum queue: how many times the message was returned unsettled.
+    public static let deliveryCount = "x-delivery-count"
     /// W3C trace context.
     public static let traceparent = "traceparent"
 }

@@ -5,9 +5,11 @@ public enum Timestamp {
     private static let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt)
     private static let wholeSeconds = Date.ISO8601FormatStyle(timeZone: .gmt)
 
-    /// Formats a date.
+    /// Formats a date, rounded to the nearest millisecond.
     public static func format(_ date: Date) -> String {
-        date.formatted(style)
+        // The style truncates, and a parsed `.002` is a binary fraction just below it about half the time: without
+        // the half millisecond, every parse-and-format hop would lose a millisecond.
+        date.addingTimeInterval(0.0005).formatted(style)
     }
 
     /// Parses a timestamp with or without fractional seconds; nil when it is not one.

@@ -1,6 +1,6 @@
 public import Foundation
 
-/// A change to a user, as it travels between the services (the wire format in DESIGN.md).
+/// A change to a user, as it travels between the services (the wire format in the README).
 ///
 /// `user_created` and `user_updated` carry the user's full state; `user_deleted` carries only the id.
 /// Every event has an `eventID` (deduplication), a `version` (1 on create, +1 per change) and the time it happened.
@@ -22,15 +22,18 @@ public struct UserEvent: Sendable, Equatable {
     public var email: String?
     /// Unique per event; consumers use it to recognise duplicates.
     public var eventID: String
-    /// The user's version after this change.
+    /// The user's version after this change; 1 when the message carried none (see ``isVersioned``).
     public var version: Int64
+    /// Whether the message carried `version`. Messages in the original system's shape do not: they carry no order,
+    /// and a consumer must not compare their version (always 1) with a real one.
+    public var isVersioned: Bool
     /// When the change was committed by the user service.
     public var occurredAt: Date?
 
     /// Creates an event.
     public init(
         kind: Kind, userID: String, name: String? = nil, email: String? = nil,
-        eventID: String, version: Int64, occurredAt: Date?
+        eventID: String, version: Int64, occurredAt: Date?, isVersioned: Bool = true
     ) {
         self.kind = kind
         self.userID = userID
@@ -39,6 +42,7 @@ public struct UserEvent: Sendable, Equatable {
         self.eventID = eventID
         self.version = version
         self.occurredAt = occurredAt
+        self.isVersioned = isVersioned
     }
 }
 
@@ -51,8 +55,9 @@ extension UserEvent {
 
     /// Decodes and validates an event body.
     ///
-    /// Accepts the original system's shape (only `event`, `user_id`, `name`, `email`): a missing `version` is 1,
-    /// a missing `event_id` comes from `messageID` (the AMQP `message_id`) or else from a hash of the body.
+    /// Accepts the original system's shape (only `event`, `user_id`, `name`, `email`): a missing `version` is 1 with
+    /// ``isVersioned`` false, a missing `event_id` comes from `messageID` (the AMQP `message_id`) or else from a hash
+    /// of the body.
     /// Unknown extra fields are ignored.
     public static func decode(body: [UInt8], messageID: String? = nil) throws(EventDecodingError) -> UserEvent {
         let object = try EventDecodingError.parseObject(body)
@@ -70,7 +75,8 @@ extension UserEvent {
             name = try object.requiredString("name")
             email = try object.requiredString("email")
         }
-        let version = try object.optionalInteger("version") ?? 1
+        let givenVersion = try object.optionalInteger("version")
+        let version = givenVersion ?? 1
         guard version >= 1 else {
             throw EventDecodingError(field: "version", reason: "must be at least 1")
         }
@@ -91,7 +97,7 @@ extension UserEvent {
         }
         return UserEvent(
             kind: kind, userID: userID, name: name, email: email,
-            eventID: eventID, version: version, occurredAt: occurredAt)
+            eventID: eventID, version: version, occurredAt: occurredAt, isVersioned: givenVersion != nil)
     }
 
     /// The `event` field of a body, without validating the rest: what a router needs to pick a route.
@@ -119,16 +125,15 @@ public struct EventDecodingError: Error, Sendable, Equatable, CustomStringConver
     }
 
     fileprivate static func parseObject(_ body: [UInt8]) throws(EventDecodingError) -> [String: JSONValue] {
-        let parsed: JSONValue
         do {
-            parsed = try JSONDecoder().decode(JSONValue.self, from: Data(body))
+            return try JSONDecoder().decode([String: JSONValue].self, from: Data(body))
+        } catch DecodingError.typeMismatch(_, let context) where context.codingPath.isEmpty {
+            throw EventDecodingError(field: nil, reason: "body is not a JSON object")
+        } catch DecodingError.valueNotFound(_, let context) where context.codingPath.isEmpty {
+            throw EventDecodingError(field: nil, reason: "body is not a JSON object")
         } catch {
             throw EventDecodingError(field: nil, reason: "body is not valid JSON")
         }
-        guard case .object(let object) = parsed else {
-            throw EventDecodingError(field: nil, reason: "body is not a JSON object")
-        }
-        return object
     }
 }
 
@@ -160,7 +165,7 @@ extension [String: JSONValue] {
     }
 }
 
-/// The body's field order follows DESIGN.md's wire format.
+/// The body's field order follows the README's wire format.
 private struct WireEvent: Encodable {
     let event: UserEvent
 
@@ -179,7 +184,8 @@ private struct WireEvent: Encodable {
             try container.encode(event.email ?? "", forKey: .email)
         }
         try container.encode(event.eventID, forKey: .eventID)
-        try container.encode(event.version, forKey: .version)
+        // An event without a version keeps that shape when re-encoded: 1 would claim an order it does not have.
+        if event.isVersioned { try container.encode(event.version, forKey: .version) }
         if let occurredAt = event.occurredAt {
             try container.encode(Timestamp.format(occurredAt), forKey: .occurredAt)
         }

@@ -1,3 +1,4 @@
+import Common
 import Foundation
 public import Logging
 import NIOCore
@@ -29,9 +30,18 @@ public final class HTTPServer: Service, Sendable {
     /// Binds and serves until cancelled or graceful shutdown; on graceful shutdown stops accepting, lets in-flight
     /// requests finish (bounded), then returns. Call it once.
     public func run() async throws {
+        let budget = ConnectionBudget.split(
+            configured: self.configuration.maxConnections,
+            fileDescriptors: ConnectionBudget.raiseFileDescriptorLimit())
+        if budget.served < self.configuration.maxConnections {
+            self.logger.notice(
+                "HTTP connection limit lowered to fit the open-file limit",
+                metadata: ["configured": "\(self.configuration.maxConnections)", "max_connections": "\(budget.served)"])
+        }
+        let registry = ConnectionRegistry(maxServed: budget.served, maxRefusing: budget.refusing, logger: self.logger)
         let serverChannel: NIOAsyncChannel<ClientConnection, Never>
         do {
-            serverChannel = try await self.bind()
+            serverChannel = try await self.bind(registry: registry)
         } catch {
             await self.boundPort.fail(error)
             throw error
@@ -62,7 +72,7 @@ public final class HTTPServer: Service, Sendable {
         try await self.boundPort.value()
     }
 
-    private func bind() async throws -> NIOAsyncChannel<ClientConnection, Never> {
+    private func bind(registry: ConnectionRegistry) async throws -> NIOAsyncChannel<ClientConnection, Never> {
         let configuration = self.configuration
         let logger = self.logger
         return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -72,14 +82,15 @@ public final class HTTPServer: Service, Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
                         ClientConnectionTracker(
-                            maxConnections: configuration.maxConnections,
-                            gracePeriod: configuration.shutdownGracePeriod, logger: logger))
+                            registry: registry, gracePeriod: configuration.shutdownGracePeriod, logger: logger))
                 }
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .bind(host: configuration.host, port: configuration.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let admission = registry.admit(channel)
+                    try channel.pipeline.syncOperations.addHandler(RequestBytesObserver())
                     var limits = NIOHTTPDecoderLimitConfiguration()
                     limits.maxHeaderFieldSize = configuration.maxHeaderSize
                     limits.maxHeaderListSize = configuration.maxHeaderSize
@@ -90,8 +101,8 @@ public final class HTTPServer: Service, Sendable {
                         withDecoderLimitConfiguration: limits)
                     try channel.pipeline.syncOperations.addHandler(
                         RequestAssemblyHandler(
-                            maxBodySize: configuration.maxBodySize, maxHeaderSize: configuration.maxHeaderSize,
-                            idleTimeout: configuration.idleTimeout, logger: logger))
+                            limits: ConnectionLimits(configuration), admission: admission, registry: registry,
+                            logger: logger))
                     return try ClientConnection(wrappingChannelSynchronously: channel)
                 }
             }
@@ -106,7 +117,7 @@ public final class HTTPServer: Service, Sendable {
                 }
             }
         } catch {
-            self.logger.debug("HTTP connection ended with an error", metadata: ["error": "\(error)"])
+            self.logger.debug("HTTP connection ended with an error", metadata: ["error": .untrusted(error)])
         }
     }
 
@@ -145,14 +156,14 @@ public final class HTTPServer: Service, Sendable {
         } catch {
             self.logger.error(
                 "Request handler failed",
-                metadata: ["method": "\(method.rawValue)", "route": "\(pattern)", "error": "\(error)"])
+                metadata: ["method": .untrusted(method.rawValue), "route": "\(pattern)", "error": .untrusted(error)])
             response = HTTPResponse(error: .internalError)
         }
         let duration = start.duration(to: .now)
         self.logger.debug(
             "HTTP request",
             metadata: [
-                "method": "\(method.rawValue)", "path": "\(assembled.head.uri)", "route": "\(pattern)",
+                "method": .untrusted(method.rawValue), "path": .untrusted(assembled.head.uri), "route": "\(pattern)",
                 "status": "\(response.status.code)", "duration_ms": "\(Self.milliseconds(duration))",
             ])
         self.configuration.onResponse?(method, pattern, response.status, duration)

@@ -4,7 +4,8 @@ public import NIOHTTP1
 ///
 /// Build it at the edge of the program (flags, environment) and pass it in; the server reads nothing else.
 public struct HTTPServerConfiguration: Sendable {
-    /// Address to bind, `"0.0.0.0"` for every IPv4 interface.
+    /// Address to bind: `"127.0.0.1"` (the default) for this machine only, `"0.0.0.0"` for every IPv4 interface,
+    /// `"::"` for every interface.
     public var host: String
     /// TCP port to bind; `0` lets the system pick a free one (see ``HTTPServer/listeningPort()``).
     public var port: Int
@@ -13,10 +14,16 @@ public struct HTTPServerConfiguration: Sendable {
     /// Largest accepted header section in bytes (names plus values); a larger one is answered 431 and the
     /// connection closed. A request target longer than this is answered 414.
     public var maxHeaderSize: Int
-    /// Most connections served at once; connections beyond it are closed as soon as they are accepted.
+    /// Most connections served at once (lowered at start to fit the process's file descriptor limit). A new
+    /// connection beyond it closes the connection idle the longest to make room; when none is idle (every one is in
+    /// a request), the newcomer's request is answered 503 with `Retry-After` and the connection closed.
     public var maxConnections: Int
-    /// A connection that has not completed a request within this time (since it opened or since its previous
-    /// response) is closed. Bounds slow or silent clients.
+    /// A request's head must be complete within this time, counted from the accept (a new connection) or from the
+    /// request's first byte (a kept-alive one); otherwise the connection is closed. Bounds slowloris clients.
+    public var headTimeout: Duration
+    /// A request's body must be complete within this time after its head; otherwise the connection is closed.
+    public var bodyTimeout: Duration
+    /// A kept-alive connection whose next request does not start within this time after a response is closed.
     public var idleTimeout: Duration
     /// On graceful shutdown, how long connections may take to finish their in-flight requests before they are
     /// closed anyway.
@@ -30,12 +37,14 @@ public struct HTTPServerConfiguration: Sendable {
 
     /// Creates a configuration; every limit has a default suitable for a small JSON API.
     public init(
-        host: String = "0.0.0.0",
+        host: String = "127.0.0.1",
         port: Int,
         maxBodySize: Int = 1 << 20,
         maxHeaderSize: Int = 16 << 10,
         maxConnections: Int = 1024,
-        idleTimeout: Duration = .seconds(30),
+        headTimeout: Duration = .seconds(10),
+        bodyTimeout: Duration = .seconds(30),
+        idleTimeout: Duration = .seconds(60),
         shutdownGracePeriod: Duration = .seconds(10),
         onResponse: (
             @Sendable (_ method: HTTPMethod, _ routePattern: String, _ status: HTTPResponseStatus, _ duration: Duration)
@@ -47,6 +56,8 @@ public struct HTTPServerConfiguration: Sendable {
         self.maxBodySize = maxBodySize
         self.maxHeaderSize = maxHeaderSize
         self.maxConnections = maxConnections
+        self.headTimeout = headTimeout
+        self.bodyTimeout = bodyTimeout
         self.idleTimeout = idleTimeout
         self.shutdownGracePeriod = shutdownGracePeriod
         self.onResponse = onResponse

@@ -8,6 +8,48 @@ struct AssembledRequest: Sendable {
     var body: ByteBuffer
 }
 
+/// The limits and timeouts of one connection, from ``HTTPServerConfiguration``.
+struct ConnectionLimits {
+    var maxBodySize: Int
+    var maxHeaderSize: Int
+    var headTimeout: TimeAmount
+    var bodyTimeout: TimeAmount
+    var idleTimeout: TimeAmount
+
+    init(_ configuration: HTTPServerConfiguration) {
+        self.init(
+            maxBodySize: configuration.maxBodySize, maxHeaderSize: configuration.maxHeaderSize,
+            headTimeout: configuration.headTimeout, bodyTimeout: configuration.bodyTimeout,
+            idleTimeout: configuration.idleTimeout)
+    }
+
+    init(maxBodySize: Int, maxHeaderSize: Int, headTimeout: Duration, bodyTimeout: Duration, idleTimeout: Duration) {
+        self.maxBodySize = maxBodySize
+        self.maxHeaderSize = maxHeaderSize
+        self.headTimeout = TimeAmount(headTimeout)
+        self.bodyTimeout = TimeAmount(bodyTimeout)
+        self.idleTimeout = TimeAmount(idleTimeout)
+    }
+}
+
+/// Bytes of a request arrived on the socket: sent up the pipeline by ``RequestBytesObserver`` before the bytes are
+/// decoded, so that ``RequestAssemblyHandler`` can tell an idle kept-alive connection from one sending a head.
+struct RequestBytesArrived {}
+
+/// The first handler of a connection: announces every read with ``RequestBytesArrived``, then passes it on.
+final class RequestBytesObserver: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireUserInboundEventTriggered(RequestBytesArrived())
+        context.fireChannelRead(data)
+    }
+}
+
+@available(*, unavailable)
+extension RequestBytesObserver: Sendable {}
+
 /// The HTTP protocol logic of one connection, between NIO's HTTP codec (with `HTTPServerPipelineHandler`, which
 /// hands over one request at a time) and the async code that answers requests.
 ///
@@ -15,8 +57,14 @@ struct AssembledRequest: Sendable {
 /// `Content-Length` up front and while streaming), header size (431), target length (414), malformed requests
 /// (400), answering those itself and closing the connection. Outbound it turns an ``HTTPResponse`` into head,
 /// body and end with `Content-Length` and `Connection` set, and closes the connection after the response when
-/// the request or response asked for it. It also closes a connection that does not complete a request within the
-/// idle timeout.
+/// the request or response asked for it.
+///
+/// It runs one timer at a time: the *head* timer from the accept, or from the first byte of a later request, until
+/// the head is complete (slowloris); the *body* timer from the head to the end of the body; the *idle* timer on a
+/// kept-alive connection from a response to the next request's first byte. Each closes the connection when it
+/// fires; none runs while a response is being produced. It tells the ``ConnectionRegistry`` when the connection is
+/// idle (evictable) or busy. A connection admitted as `.refuse` answers its first request 503 with `Retry-After`
+/// and closes; one admitted as `.drop` closes as soon as it is active.
 final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = AssembledRequest
@@ -24,9 +72,9 @@ final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandle
     typealias OutboundOut = HTTPServerResponsePart
 
     private enum State {
-        /// Waiting for the next request head; the idle timer runs.
+        /// Waiting for the next request head; the head or idle timer runs.
         case waitingForHead
-        /// Collecting the body of `head`; the idle timer runs.
+        /// Collecting the body of `head`; the body timer runs.
         case receivingBody(HTTPRequestHead, ByteBuffer)
         /// The request was handed on and its response is awaited; no timer.
         case awaitingResponse(HTTPRequestHead)
@@ -35,40 +83,83 @@ final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandle
         case closing
     }
 
+    /// Which timer runs, for the log line when it fires.
+    private enum Timer: String {
+        case head = "no complete request head within the head timeout"
+        case body = "request body not complete within the body timeout"
+        case idle = "kept-alive connection idle beyond the idle timeout"
+    }
+
     private var state = State.waitingForHead
-    private var idleTimer: Scheduled<Void>?
-    private let maxBodySize: Int
-    private let maxHeaderSize: Int
-    private let idleTimeout: TimeAmount
+    private var timer: (kind: Timer, task: Scheduled<Void>)?
+    /// Bytes arrived while a response was being produced (a pipelined or early next request).
+    private var bytesWhileBusy = false
+    private let limits: ConnectionLimits
+    private let admission: ConnectionRegistry.Admission
+    private let registry: ConnectionRegistry?
     private let logger: Logger
 
-    init(maxBodySize: Int, maxHeaderSize: Int, idleTimeout: Duration, logger: Logger) {
-        self.maxBodySize = maxBodySize
-        self.maxHeaderSize = maxHeaderSize
-        self.idleTimeout = TimeAmount(idleTimeout)
+    init(
+        limits: ConnectionLimits, admission: ConnectionRegistry.Admission = .serve, registry: ConnectionRegistry?,
+        logger: Logger
+    ) {
+        self.limits = limits
+        self.admission = admission
+        self.registry = registry
         self.logger = logger
     }
 
+    private var maxBodySize: Int { self.limits.maxBodySize }
+    private var maxHeaderSize: Int { self.limits.maxHeaderSize }
+
     func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive {
-            self.startIdleTimer(context: context)
+            self.becameActive(context: context)
         }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if self.idleTimer == nil, case .waitingForHead = self.state {
-            self.startIdleTimer(context: context)
+        if self.timer == nil, case .waitingForHead = self.state {
+            self.becameActive(context: context)
         }
         context.fireChannelActive()
     }
 
+    private func becameActive(context: ChannelHandlerContext) {
+        if self.admission == .drop {
+            self.state = .closing
+            context.close(promise: nil)
+            return
+        }
+        self.startTimer(.head, context: context)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
-        self.cancelIdleTimer()
+        self.cancelTimer()
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.cancelIdleTimer()
+        self.cancelTimer()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is RequestBytesArrived else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        switch self.state {
+        case .waitingForHead:
+            self.registry?.markBusy(context.channel)
+            // A new connection's head timer runs since the accept; a kept-alive one's starts with this byte.
+            if self.timer?.kind == .idle {
+                self.startTimer(.head, context: context)
+            }
+        case .awaitingResponse:
+            self.bytesWhileBusy = true
+        case .receivingBody, .closing:
+            break
+        }
     }
 
     // MARK: Inbound
@@ -77,6 +168,11 @@ final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandle
         let part = Self.unwrapInboundIn(data)
         switch (self.state, part) {
         case (.waitingForHead, .head(let head)):
+            self.registry?.markBusy(context.channel)
+            if self.admission == .refuse {
+                self.reject(context: context, version: head.version, with: Self.serverBusy)
+                return
+            }
             if let rejection = self.rejection(of: head) {
                 self.reject(context: context, version: head.version, with: rejection)
                 return
@@ -89,6 +185,7 @@ final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandle
                     promise: nil)
             }
             self.state = .receivingBody(head, context.channel.allocator.buffer(capacity: 0))
+            self.startTimer(.body, context: context)
 
         case (.receivingBody(let head, var body), .body(var chunk)):
             guard body.readableBytes + chunk.readableBytes <= self.maxBodySize else {
@@ -100,7 +197,7 @@ final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandle
             self.state = .receivingBody(head, body)
 
         case (.receivingBody(let head, let body), .end):
-            self.cancelIdleTimer()
+            self.cancelTimer()
             self.state = .awaitingResponse(head)
             context.fireChannelRead(Self.wrapInboundOut(AssembledRequest(head: head, body: body)))
 
@@ -141,6 +238,12 @@ final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandle
         }
     }
 
+    /// The answer of a connection refused because every slot is busy.
+    static let serverBusy = HTTPError(
+        .serviceUnavailable, error: "server_busy",
+        detail: "The server is at its connection limit with every connection in a request; retry shortly.",
+        headers: ["retry-after": "1"])
+
     private var bodyTooLarge: HTTPError {
         HTTPError(
             .payloadTooLarge, error: "body_too_large", detail: "The request body exceeds \(self.maxBodySize) bytes.")
@@ -160,7 +263,7 @@ final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     /// Answers with `error` out of band and closes the connection: used while no response is being produced.
     private func reject(context: ChannelHandlerContext, version: HTTPVersion, with error: HTTPError) {
-        self.cancelIdleTimer()
+        self.cancelTimer()
         self.state = .closing
         self.logger.debug(
             "Rejected request", metadata: ["status": "\(error.status.code)", "error": "\(error.error)"])
@@ -178,14 +281,22 @@ final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandle
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
+        // NIO's encoder sends an answer to CONNECT without body or length (as for a tunnel), so only closing the
+        // connection tells the client where it ends.
         let keepAlive =
-            head.isKeepAlive
+            head.isKeepAlive && head.method != .CONNECT
             && !response.headers[canonicalForm: "connection"].contains { $0.lowercased() == "close" }
         // Update the state and timer before writing: writing the end lets HTTPServerPipelineHandler deliver the
         // next pipelined request into `channelRead` re-entrantly.
         if keepAlive {
             self.state = .waitingForHead
-            self.startIdleTimer(context: context)
+            if self.bytesWhileBusy {
+                self.startTimer(.head, context: context)  // the next request has started
+            } else {
+                self.registry?.markIdle(context.channel)
+                self.startTimer(.idle, context: context)
+            }
+            self.bytesWhileBusy = false
         } else {
             self.state = .closing
         }
@@ -228,21 +339,28 @@ final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandle
         }
     }
 
-    // MARK: Idle timer
+    // MARK: Timers
 
-    private func startIdleTimer(context: ChannelHandlerContext) {
-        self.idleTimer?.cancel()
+    private func startTimer(_ kind: Timer, context: ChannelHandlerContext) {
+        self.timer?.task.cancel()
+        let timeout: TimeAmount
+        switch kind {
+        case .head: timeout = self.limits.headTimeout
+        case .body: timeout = self.limits.bodyTimeout
+        case .idle: timeout = self.limits.idleTimeout
+        }
         let channel = context.channel
         let logger = self.logger
-        self.idleTimer = context.eventLoop.scheduleTask(in: self.idleTimeout) {
-            logger.debug("Closing connection that completed no request within the idle timeout")
+        let task = context.eventLoop.scheduleTask(in: timeout) {
+            logger.debug("Closing connection: \(kind.rawValue)")
             channel.close(promise: nil)
         }
+        self.timer = (kind, task)
     }
 
-    private func cancelIdleTimer() {
-        self.idleTimer?.cancel()
-        self.idleTimer = nil
+    private func cancelTimer() {
+        self.timer?.task.cancel()
+        self.timer = nil
     }
 }
 

@@ -28,6 +28,10 @@ public struct BrokerConfiguration: Sendable {
     /// Reconnect delays: the first retry waits the lower bound, each further one doubles up to the upper bound,
     /// with random jitter.
     public var reconnectDelay: ClosedRange<Duration> = .milliseconds(100) ... .seconds(10)
+    /// The longest a connection takes to stop once asked (graceful shutdown or cancellation): outstanding confirms
+    /// (or the consumer's `cancel-ok`) are awaited for half of it, the close handshake for the rest, and when it has
+    /// passed the socket is shut down under whatever call still waits on it (a send to a broker that blocks us).
+    public var shutdownTimeout: Duration = .seconds(10)
 
     /// Parses `amqp://user:pass@host:port/vhost` (or `amqps://`).
     ///
@@ -121,6 +125,7 @@ extension BrokerConfiguration: CustomStringConvertible, CustomReflectable {
                 "useTLS": useTLS, "caCertificatePath": caCertificatePath as Any,
                 "clientCertificatePath": clientCertificatePath as Any, "clientKeyPath": clientKeyPath as Any,
                 "heartbeat": heartbeat, "connectionName": connectionName, "reconnectDelay": reconnectDelay,
+                "shutdownTimeout": shutdownTimeout,
             ],
             displayStyle: .struct)
     }

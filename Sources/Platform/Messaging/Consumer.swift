@@ -37,7 +37,7 @@ public final class Consumer: Service, Sendable {
 
     /// Connects with retry, sets `basic.qos`, starts `basic.consume` (manual acks) and delivers until cancelled or
     /// graceful shutdown; then cancels the consumer, keeps sending the acks handed over until the broker confirms
-    /// the cancel (at most 5 seconds), and closes. Unacked deliveries go back to the queue. May be called once.
+    /// the cancel, and closes, within the configuration's `shutdownTimeout`. Unacked deliveries go back to the queue. May be called once.
     public func run() async throws {
         try await ConnectionDriver.run(
             role: ConsumerStateMachine(queue: queue, prefetch: prefetch), declaring: queues, mailbox: mailbox,

@@ -6,7 +6,7 @@ public struct MessagingError: Error, CustomStringConvertible, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: String, Sendable {
             case connectionLost, nacked, unroutable, notConnected, closed, protocolError, invalidConfiguration
-            case heartbeatTimeout, brokerClosed, tlsError, timeout
+            case heartbeatTimeout, brokerClosed, tlsError, timeout, unencodable
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -33,6 +33,9 @@ public struct MessagingError: Error, CustomStringConvertible, Sendable {
         public static let tlsError = Code(.tlsError)
         /// A broker round trip did not answer in time.
         public static let timeout = Code(.timeout)
+        /// The message cannot be carried by AMQP (a short string over 255 bytes, properties larger than the frame, a
+        /// body over the broker's limit): its publish call failed before anything was sent; the connection is fine.
+        public static let unencodable = Code(.unencodable)
 
         /// The code's name, e.g. `connectionLost`.
         public var description: String { value.rawValue }

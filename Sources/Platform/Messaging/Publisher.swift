@@ -30,7 +30,7 @@ public final class Publisher: Service, Sendable {
 
     /// Connects (retrying with backoff while the broker is absent), declares the queues on every (re)connect,
     /// enables `confirm.select` and serves publishes until cancelled or graceful shutdown. Before returning it waits
-    /// (up to 5 seconds) for outstanding confirms. May be called once.
+    /// for outstanding confirms and closes, within the configuration's `shutdownTimeout`. May be called once.
     public func run() async throws {
         try await ConnectionDriver.run(
             role: PublisherStateMachine(confirmWindow: confirmWindow), declaring: queues, mailbox: mailbox,
@@ -38,6 +38,9 @@ public final class Publisher: Service, Sendable {
     }
 
     /// Publishes `messages` in order and returns once the broker confirmed every one of them.
+    ///
+    /// A call with a message that AMQP cannot carry (see ``AMQPLimits``) fails at once with `.unencodable`; none of
+    /// its messages is sent and the connection is not affected.
     ///
     /// Concurrent calls share the connection and are pipelined inside the confirm window. While disconnected the
     /// call waits for the connection (cancellable until its first message is sent). Throws ``MessagingError`` with
@@ -60,6 +63,18 @@ public final class Publisher: Service, Sendable {
         }
     }
 
+    /// Declares `queue` (durable, no arguments) on the live connection and returns the number of messages ready in
+    /// it (not those delivered to a consumer and not yet acked). Throws `.notConnected` while disconnected.
+    public func messageCount(of queue: String) async throws -> Int {
+        try await mailbox.request(cancellable: false, closedDetail: "the connection is shutting down") { id in
+            .count(requestID: id, queue: queue)
+        }
+    }
+
     /// Whether the connection is up and ready to publish.
     public var isConnected: Bool { mailbox.isConnected }
+
+    /// Whether the broker blocks the connection (`connection.blocked`: a memory or disk alarm). Publishes wait
+    /// meanwhile, and are sent once the broker unblocks it.
+    public var isBlocked: Bool { mailbox.isBlocked }
 }

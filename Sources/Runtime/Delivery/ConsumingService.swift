@@ -4,6 +4,7 @@ public import Logging
 public import Messaging
 public import ServiceLifecycle
 public import ServiceRuntime
+import NIOHTTP1
 
 /// The broker connections of a service that consumes one queue: a consumer of the queue, and a publisher that
 /// declares `<queue>.dead` and the queues the service's handler publishes to.
@@ -41,8 +42,8 @@ public struct ConsumerConnections: Sendable {
 }
 
 /// A service that consumes one queue, assembled: its two connections, a ``DeliveryLoop`` over its handler, and the
-/// admin HTTP server with `/healthz`, `/readyz` (the broker, plus the service's own checks), `/metrics` and the
-/// service's own routes.
+/// admin HTTP server with `/healthz`, `/readyz` (the broker, the service's own checks, and a dependency the loop
+/// found unavailable, with the reason), `/metrics` and the service's own routes.
 public struct ConsumingService: Sendable {
     /// Everything to run, in stages: connections, the delivery loop, the admin server and `listeners`.
     public let stages: ServiceStages
@@ -69,9 +70,15 @@ public struct ConsumingService: Sendable {
             concurrency: Int(connections.prefetch), maxAttempts: maxAttempts, logger: logger, handler: handler)
         var admin = Router()
         routes(&admin)
-        admin.addHealthRoutes {
-            let own = await checks()
-            return Readiness(checks: own.merging(["broker": connections.isConnected]) { $1 })
+        admin.addConsumerHealthRoutes {
+            var report = await checks().merging(["broker": connections.isConnected]) { $1 }
+            var reasons: [String: String] = [:]
+            // Paused deliveries say which dependency is down and why, whatever the service's own check saw.
+            if let fault = loop.unavailableDependency {
+                report[fault.dependency] = false
+                reasons[fault.dependency] = fault.reason
+            }
+            return (Readiness(checks: report), reasons)
         }
         admin.addMetricsRoute()
         server = HTTPServer(configuration: http.recordingMetrics(), router: admin, logger: logger)
@@ -82,5 +89,44 @@ public struct ConsumingService: Sendable {
     /// The admin port, once listening.
     public func listeningPort() async throws -> Int {
         try await server.listeningPort()
+    }
+}
+
+extension Router {
+    /// `GET /healthz` and `GET /readyz` as `addHealthRoutes` serves them, and on `/readyz` a `reasons` object naming
+    /// why each failing dependency is down, when known (e.g. `{"database": "DatabaseError(full, 13): ..."}`).
+    fileprivate mutating func addConsumerHealthRoutes(
+        _ readiness: @escaping @Sendable () async -> (Readiness, reasons: [String: String])
+    ) {
+        add(.GET, "/healthz") { _ in .json(["status": "ok"]) }
+        add(.GET, "/readyz") { _ in
+            let (report, reasons) = await readiness()
+            return .json(ReadinessBody(report: report, reasons: reasons), status: report.isReady ? .ok : .serviceUnavailable)
+        }
+    }
+}
+
+/// `{"status": "ready"|"not_ready", "<check>": "up"|"down", ..., "<gauge>": n, "reasons": {...}}`.
+private struct ReadinessBody: Encodable {
+    let report: Readiness
+    let reasons: [String: String]
+
+    struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Key.self)
+        try container.encode(report.isReady ? "ready" : "not_ready", forKey: Key(stringValue: "status"))
+        for (name, ok) in report.checks.sorted(by: { $0.key < $1.key }) {
+            try container.encode(ok ? "up" : "down", forKey: Key(stringValue: name))
+        }
+        for (name, value) in report.gauges.sorted(by: { $0.key < $1.key }) {
+            try container.encode(value, forKey: Key(stringValue: name))
+        }
+        if !reasons.isEmpty { try container.encode(reasons, forKey: Key(stringValue: "reasons")) }
     }
 }

@@ -27,16 +27,31 @@ public struct DeadLetter: Sendable, Equatable {
     /// The headers a move adds, which `unmarking(_:)` removes.
     public static let headerNames = [HeaderName.error, HeaderName.failedAt, HeaderName.originalQueue, HeaderName.attempts]
 
-    /// `properties` with the headers of this move out of `queue` at `date`; every other property and header is kept.
+    /// The most bytes of `x-error`: a reason that quotes a huge field is cut, so the copy always fits in a frame.
+    public static let maxReasonBytes = 1_024
+
+    /// `properties` with the headers of this move out of `queue` at `date`; every other property and header is kept
+    /// as long as AMQP can carry it. What it cannot (a short string over 255 bytes, headers beyond the frame size) is
+    /// dropped and named in `x-error`, which is cut to ``maxReasonBytes``, so the move itself never fails to encode.
     public func marking(
         _ properties: MessageProperties, movedFrom queue: String, at date: Date = Date()
     ) -> MessageProperties {
         var properties = properties
-        properties.headers[HeaderName.error] = reason
+        properties.headers[HeaderName.error] = AMQPLimits.truncating(reason, toBytes: Self.maxReasonBytes)
         properties.headers[HeaderName.failedAt] = Timestamp.format(date)
         properties.headers[HeaderName.originalQueue] = queue
         if let attempts { properties.headers[HeaderName.attempts] = String(attempts) }
-        return properties
+        // Room is kept for `x-error` to grow by the note on what was dropped.
+        let fitting = properties.fittedToAMQP(
+            frameMax: AMQPLimits.frameMax - Self.maxReasonBytes, keeping: Set(Self.headerNames))
+        var fitted = fitting.properties
+        // The source queue's count, not the dead-letter queue's.
+        fitted.headers[HeaderName.deliveryCount] = nil
+        if !fitting.dropped.isEmpty {
+            let note = "; dropped what AMQP cannot carry: " + fitting.dropped.joined(separator: ", ")
+            fitted.headers[HeaderName.error] = AMQPLimits.truncating(reason + note, toBytes: Self.maxReasonBytes)
+        }
+        return fitted
     }
 
     /// `properties` without the headers of a move, and the queue the message was moved out of when they name one.

@@ -1,4 +1,5 @@
 public import Common
+import Foundation
 import Messaging
 
 /// Thrown by a delivery handler for a message that can never be processed (it does not parse, or fails
@@ -26,9 +27,17 @@ public struct InvalidMessage: Error, Sendable {
 /// handle it ended. Pure: the ``DeliveryLoop`` carries the decisions out.
 ///
 /// - The handler returned: ack.
-/// - It threw ``InvalidMessage``: dead-letter at once with its reason and code, since retrying cannot help.
+/// - It threw ``InvalidMessage``: dead-letter at once with its reason and code, since retrying cannot help. The same
+///   for a `MessagingError` `.unencodable` (what it would be published as cannot be carried by AMQP): code `unencodable`.
 /// - It threw anything else: retry after the backoff's delay, until `maxAttempts` attempts have failed; then
 ///   dead-letter with code `max_attempts`, so a poison message neither blocks the queue nor loops forever.
+/// - It threw ``DependencyUnavailable``: not an attempt (the message is not at fault); the loop holds it and retries
+///   after ``probeDelay(attempt:)`` until the dependency is back.
+///
+/// Attempts are counted where they survive a crash of the consumer and hold across competing instances, since a
+/// message that kills the process (out of memory, a crash in decoding) never reaches `decide`. See
+/// ``arrival(redelivered:headers:)``: the count travels with the message, in the broker's `x-delivery-count` on a
+/// quorum queue, else in our `x-attempts` header.
 ///
 /// Moving a message to the dead-letter queue is itself retried with the same backoff until the broker confirms it;
 /// the original is acked only after that confirm.
@@ -41,6 +50,8 @@ struct DeliveryPolicy: Sendable {
         case retry(after: Duration)
         /// Move the message to the dead-letter queue; `code` is the `reason` label of `events_dead_lettered_total`.
         case deadLetter(DeadLetter, code: String)
+        /// Not an attempt: keep the delivery, pause the others, retry after ``probeDelay(attempt:)``.
+        case hold(DependencyUnavailable)
     }
 
     /// Attempts before a message that keeps failing is dead-lettered.
@@ -54,13 +65,55 @@ struct DeliveryPolicy: Sendable {
         self.backoff = backoff
     }
 
-    /// The decision after attempt number `attempt` (1-based) ended with `outcome`.
+    /// What to do with a delivery as it arrives, before any handling.
+    enum Arrival: Equatable {
+        /// Handle it; `priorAttempts` attempts were made before this delivery.
+        case handle(priorAttempts: Int)
+        /// A classic queue redelivered it: an earlier delivery was taken and never settled (the consumer crashed or
+        /// lost its connection while holding it), which counts as an attempt. Publish a copy to the same queue with
+        /// `x-attempts` set to `attempts` (confirmed), then ack this delivery; the copy is handled when it arrives.
+        case recount(attempts: Int)
+        /// It was taken `maxAttempts` times without being settled: move it to the dead-letter queue.
+        case deadLetter(DeadLetter, code: String)
+    }
+
+    /// Where a delivery's attempt count comes from, so that it survives restarts and holds across instances:
+    ///
+    /// - On a quorum queue the broker counts returns in `x-delivery-count`: that is the prior attempts.
+    /// - On a classic queue (the default) the broker only says `redelivered`. A redelivery counts one attempt more than
+    ///   the `x-attempts` it carries, and is republished with that count (``Arrival/recount(attempts:)``), so the
+    ///   count is in the message wherever and whenever it is delivered next. A first delivery carries its count as
+    ///   it is (none: 0).
+    ///
+    /// Chosen over a count kept in a database: the router has no database, and a count in the message needs no write
+    /// per delivery and no coordination between instances. The cost: a redelivery after a lost connection or a
+    /// shutdown (not a crash) counts too, and the republished copy goes to the back of the queue. A message has to be
+    /// caught unsettled `maxAttempts` times before it is set aside.
+    func arrival(redelivered: Bool, headers: [String: String]) -> Arrival {
+        if let returns = headers[HeaderName.deliveryCount].flatMap(Self.count) {
+            guard returns < maxAttempts else { return .deadLetter(Self.unsettled(returns), code: "max_attempts") }
+            return .handle(priorAttempts: returns)
+        }
+        let carried = headers[HeaderName.attempts].flatMap(Self.count) ?? 0
+        guard redelivered else { return .handle(priorAttempts: carried) }
+        let attempts = carried + 1
+        guard attempts < maxAttempts else { return .deadLetter(Self.unsettled(attempts), code: "max_attempts") }
+        return .recount(attempts: attempts)
+    }
+
+    /// The decision after attempt number `attempt` (1-based, counting earlier deliveries' attempts) ended with
+    /// `outcome`.
     func decide(after outcome: Result<Void, any Error>, attempt: Int) -> Decision {
         switch outcome {
         case .success:
             return .ack
+        case .failure(let fault as DependencyUnavailable):
+            return .hold(fault)
         case .failure(let error as InvalidMessage):
             return .deadLetter(DeadLetter(reason: error.reason, attempts: attempt), code: error.code)
+        case .failure(let error as MessagingError) where error.code == .unencodable:
+            // What this message would be published as cannot be carried by AMQP: retrying cannot help.
+            return .deadLetter(DeadLetter(reason: "\(error)", attempts: attempt), code: "unencodable")
         case .failure(let error) where attempt >= maxAttempts:
             return .deadLetter(DeadLetter(reason: "\(error)", attempts: attempt), code: "max_attempts")
         case .failure:
@@ -71,5 +124,22 @@ struct DeliveryPolicy: Sendable {
     /// The wait before retry number `attempt` of a move that was not confirmed.
     func moveRetryDelay(attempt: Int) -> Duration {
         backoff.delay(attempt: attempt)
+    }
+
+    /// The wait before retry number `attempt` of a delivery held while its dependency is unavailable.
+    func probeDelay(attempt: Int) -> Duration {
+        backoff.delay(attempt: attempt)
+    }
+
+    /// A count from a header: a non-negative integer, else nil (a header someone else set is not trusted further).
+    private static func count(_ text: String) -> Int? {
+        Int(text.trimmingCharacters(in: .whitespaces)).flatMap { $0 >= 0 ? min($0, 1_000_000) : nil }
+    }
+
+    private static func unsettled(_ attempts: Int) -> DeadLetter {
+        DeadLetter(
+            reason: "taken \(attempts) times without being settled (the consumer crashed or lost its connection "
+                + "while handling it)",
+            attempts: attempts)
     }
 }

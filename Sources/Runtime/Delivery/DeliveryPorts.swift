@@ -12,6 +12,8 @@ protocol DeliverySource: Sendable {
 protocol ConfirmedPublisher: Sendable {
     /// Returns once the broker confirmed every message; throws when any was not.
     func publish(_ messages: [OutboundMessage]) async throws
+    /// Declares queues (durable, no arguments), now and on every reconnect.
+    func declare(_ queues: [String]) async throws
 }
 
 extension Consumer: DeliverySource {}

@@ -26,20 +26,24 @@ struct EventRouter: Sendable {
                 let event = try UserEvent.decode(body: delivery.body, messageID: properties.messageID)
                 // Messages in the original system's shape carry no id: give every copy the same derived one.
                 properties.messageID = event.eventID
-                metadata = ["event_id": "\(event.eventID)", "user_id": "\(event.userID)"]
+                metadata = ["event_id": .untrusted(event.eventID), "user_id": .untrusted(event.userID)]
             }
         } catch {
             throw InvalidMessage(error)
         }
+        // Counts of this queue's deliveries (ours, or the broker's on a quorum queue) must not follow the event to
+        // its destinations, where they would count against it from the start.
+        properties.headers[HeaderName.attempts] = nil
+        properties.headers[HeaderName.deliveryCount] = nil
         if properties.type == nil { properties.type = eventType }
         if properties.contentType == nil { properties.contentType = "application/json" }
-        if let trace = properties.headers[HeaderName.traceparent] { metadata["traceparent"] = "\(trace)" }
-        metadata["event"] = "\(eventType)"
+        if let trace = properties.headers[HeaderName.traceparent] { metadata["traceparent"] = .untrusted(trace) }
+        metadata["event"] = .untrusted(eventType)
 
         let destinations = table.value.destinations(for: eventType)
         guard !destinations.isEmpty else {
             let letter = DeadLetter(reason: "no route for event type '\(eventType)'")
-            try await publisher.publish([
+            try await publishRedeclaring([
                 OutboundMessage(
                     queue: QueueName.unrouted, body: delivery.body,
                     properties: letter.marking(properties, movedFrom: sourceQueue))
@@ -48,11 +52,34 @@ struct EventRouter: Sendable {
             logger.warning("event has no route, moved to \(QueueName.unrouted)", metadata: metadata)
             return
         }
-        try await publisher.publish(
+        try await publishRedeclaring(
             destinations.map { OutboundMessage(queue: $0, body: delivery.body, properties: properties) })
         for destination in destinations { metrics.forwarded.labelled(destination).increment() }
         metadata["destinations"] = "\(destinations.joined(separator: ","))"
         logger.debug("event forwarded", metadata: metadata)
+    }
+}
+
+extension EventRouter {
+    /// Publishes `messages` with confirm. A destination that has disappeared (someone deleted it: the publish came
+    /// back unroutable) is the broker's state, not the event's fault: declare every destination again and publish
+    /// again, a few times, before failing as an ordinary (counted) attempt. Destinations that had confirmed get the
+    /// message again; their consumers absorb duplicates.
+    func publishRedeclaring(_ messages: [OutboundMessage]) async throws {
+        var redeclared = 0
+        while true {
+            do {
+                try await publisher.publish(messages)
+                return
+            } catch let error as MessagingError where error.code == .unroutable && redeclared < 3 {
+                redeclared += 1
+                let queues = Array(Set(messages.map(\.queue))).sorted()
+                logger.warning(
+                    "destination queue missing, declaring it again",
+                    metadata: ["queues": "\(queues.joined(separator: ","))", "error": "\(error)"])
+                try await publisher.declare(queues)
+            }
+        }
     }
 }
 

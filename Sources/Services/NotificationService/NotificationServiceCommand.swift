@@ -35,7 +35,7 @@ public struct NotificationServiceCommand: AsyncParsableCommand {
                     }
                 }
                 var configuration = NotificationServiceConfiguration(
-                    http: HTTPServerConfiguration(port: settings.port), broker: settings.broker, routingTable: table)
+                    http: settings.http, broker: settings.broker, routingTable: table)
                 configuration.routingTablePath = path
                 configuration.maxAttempts = consuming.maxAttempts
                 configuration.prefetch = consuming.prefetch

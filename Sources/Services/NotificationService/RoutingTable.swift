@@ -17,7 +17,8 @@ public struct RoutingTable: Sendable, Equatable {
     /// Destinations for event types not in `routes`; empty means such events are unrouted.
     public var defaultRoute: [String]
 
-    /// Creates a table, validating it.
+    /// Creates a table, validating it: every destination a valid queue name, none named twice in one list, and none
+    /// that would make a message loop or mix with messages set aside (see `reservation(of:)`).
     public init(routes: [String: [String]], defaultRoute: [String] = []) throws(RoutingTableError) {
         for (event, destinations) in routes {
             guard !event.isEmpty else { throw RoutingTableError("an event type must not be empty") }
@@ -44,12 +45,17 @@ public struct RoutingTable: Sendable, Equatable {
 
     /// Parses a table from YAML or JSON text.
     public static func parse(_ text: String) throws(RoutingTableError) -> RoutingTable {
-        let document: Any?
+        let root: Yams.Node?
         do {
-            document = try Yams.load(yaml: text)
+            root = try Yams.compose(yaml: text)
         } catch {
             throw RoutingTableError("not valid YAML or JSON: \(error)")
         }
+        // Yams traps when it builds a mapping whose key is a list or a mapping (`[a]: b`), so refuse those first.
+        if let root, hasNonScalarKey(root) {
+            throw RoutingTableError("a mapping key is a list or a mapping; keys must be plain names")
+        }
+        let document = root?.any
         guard let top = document as? [String: Any] else {
             throw RoutingTableError("the table must be a mapping with 'routes' (and optionally 'default')")
         }
@@ -82,6 +88,14 @@ public struct RoutingTable: Sendable, Equatable {
         return try parse(text)
     }
 
+    private static func hasNonScalarKey(_ node: Yams.Node) -> Bool {
+        switch node {
+        case .scalar, .alias: false
+        case .mapping(let mapping): mapping.contains { $0.key.scalar == nil || hasNonScalarKey($0.value) }
+        case .sequence(let sequence): sequence.contains(where: hasNonScalarKey)
+        }
+    }
+
     private static func queueList(_ value: Any, at key: String) throws(RoutingTableError) -> [String] {
         if let single = value as? String { return [single] }
         guard let list = value as? [Any], list.allSatisfy({ $0 is String }) else {
@@ -105,7 +119,20 @@ public struct RoutingTable: Sendable, Equatable {
                 throw RoutingTableError(
                     "\(key): '\(queue)' is not a valid queue name (letters, digits, _ - . :, at most 255, not amq.*)")
             }
+            if let why = reservation(of: queue) {
+                throw RoutingTableError("\(key): '\(queue)' cannot be a destination: \(why)")
+            }
         }
+    }
+
+    /// Why `queue` may never be a destination, or nil: the router's own source (each forwarded copy would come back
+    /// to be forwarded again, forever), a dead-letter queue (`*.dead`: a routed event would look like a failure, and
+    /// an operator's requeue would send it round again) or `queue_unrouted` (kept for events without a route).
+    private static func reservation(of queue: String) -> String? {
+        if queue == QueueName.dispatch { return "it is the queue the router consumes, so the event would loop" }
+        if queue.hasSuffix(QueueName.deadLetter(for: "")) { return "dead-letter queues hold failed messages only" }
+        if queue == QueueName.unrouted { return "it holds the events that have no route" }
+        return nil
     }
 }
 

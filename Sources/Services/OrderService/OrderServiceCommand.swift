@@ -29,7 +29,7 @@ public struct OrderServiceCommand: AsyncParsableCommand {
                     Setting.value(databaseURL, env: "ORDER_DB_URL", in: environment) ?? "orders.sqlite",
                     setting: "ORDER_DB_URL")
                 var configuration = OrderServiceConfiguration(
-                    http: HTTPServerConfiguration(port: settings.port), database: database, broker: settings.broker)
+                    http: settings.http, database: database, broker: settings.broker)
                 configuration.maxAttempts = consuming.maxAttempts
                 configuration.prefetch = consuming.prefetch
                 return configuration

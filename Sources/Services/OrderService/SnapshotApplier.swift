@@ -10,7 +10,9 @@ import ServiceRuntime
 ///
 /// It returns once the store committed the event, or found it already applied or older, so the delivery loop acks
 /// only what is durable. A body that is not an event throws ``InvalidMessage`` (`invalid_json` or `invalid_event`)
-/// and goes to `queue_order.dead` at once; a store error is thrown as it is, for the loop to retry.
+/// and goes to `queue_order.dead` at once. A fault of the database itself (`SnapshotStoreError.unavailable`: disk full,
+/// read-only, I/O error, busy) is thrown as ``DependencyUnavailable`` `database`, so the loop pauses instead of
+/// counting it against the message; any other store error is thrown as it is, for the loop to retry and count.
 ///
 /// It counts `snapshots_applied_total{result="applied"|"ignored"}`, and records `event_lag_seconds` (from the event's
 /// `occurred_at` to the commit) for every applied event that carries its time.
@@ -34,7 +36,12 @@ struct SnapshotApplier: Sendable {
         } catch {
             throw InvalidMessage(error)
         }
-        let isApplied = try await store.apply(event)
+        let isApplied: Bool
+        do {
+            isApplied = try await store.apply(event)
+        } catch SnapshotStoreError.unavailable(let reason) {
+            throw DependencyUnavailable("database", reason: reason)
+        }
         if isApplied {
             applied.increment()
             if let occurredAt = event.occurredAt {
@@ -47,8 +54,8 @@ struct SnapshotApplier: Sendable {
         logger.debug(
             isApplied ? "snapshot applied" : "event already applied or older, ignored",
             metadata: [
-                "event_id": "\(event.eventID)", "user_id": "\(event.userID)", "version": "\(event.version)",
-                "traceparent": "\(delivery.properties.headers[HeaderName.traceparent] ?? "")",
+                "event_id": .untrusted(event.eventID), "user_id": .untrusted(event.userID), "version": "\(event.version)",
+                "traceparent": .untrusted(delivery.properties.headers[HeaderName.traceparent] ?? ""),
             ])
     }
 }

@@ -4,8 +4,16 @@ import Common
 ///
 /// An event is applied only when its version is newer than the stored one, checked in the same statement that
 /// writes, so duplicates, out-of-order deliveries and competing consumers never regress a snapshot. A delete leaves a
-/// tombstone that keeps its version, so a late update cannot bring the user back. Database failures are
-/// `SnapshotStoreError.unavailable`.
+/// tombstone that keeps its version, so a late update cannot bring the user back.
+///
+/// Events without a version (the original system's shape, `UserEvent.isVersioned` false) carry no order: such an
+/// event applies over a snapshot made by unversioned events, in arrival order (except a repeat of the event applied
+/// last), and never over a versioned snapshot or a tombstone; a versioned event always applies over an unversioned
+/// snapshot, except that it cannot bring back an unversioned tombstone. Every backend must keep this rule in its
+/// conditional write (PostgreSQL: the same `ON CONFLICT ... DO UPDATE ... WHERE`, with a `versioned` column).
+///
+/// Failures are `SnapshotStoreError`: `.unavailable` when the database itself is at fault, `.rejected` when this
+/// event is; each backend classifies its own error codes in one place.
 protocol SnapshotStore: Sendable {
     /// Applies `event` if its version is newer than the stored one; false when it changed nothing (a duplicate or an
     /// older version). Returns after the change committed.
@@ -38,18 +46,22 @@ struct Snapshot: Sendable, Equatable {
     var eventID: String
     /// When the user service committed that event.
     var occurredAt: String?
+    /// False while the snapshot was made by events without a version only.
+    var isVersioned: Bool = true
 }
 
 /// Why the snapshot store failed a call.
 enum SnapshotStoreError: Error, Equatable, CustomStringConvertible {
-    /// The database failed the call (cannot be read or written, or refused the change); `reason` is the backend's
-    /// error.
+    /// The database itself is at fault (disk full, read-only, I/O error, busy beyond its timeout, cannot open): it
+    /// will pass, and no event can be applied until then. `reason` is the backend's error.
     case unavailable(reason: String)
+    /// The database refused this call for something in it (a constraint, a value too big): the event's fault.
+    case rejected(reason: String)
 
     /// The backend's error, as logged and as put in a dead-letter's `x-error`.
     var description: String {
         switch self {
-        case .unavailable(let reason): reason
+        case .unavailable(let reason), .rejected(let reason): reason
         }
     }
 }

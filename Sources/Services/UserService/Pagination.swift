@@ -7,7 +7,7 @@ enum Pagination {
     /// The position an `after` cursor names (0 = from the start).
     static func position(_ cursor: String?) throws -> Int64 {
         guard let cursor else { return 0 }
-        guard let data = Data(base64URLEncoded: cursor), let text = String(data: data, encoding: .utf8),
+        guard cursor.utf8.count <= UserValidation.cursorMaxBytes, let data = Data(base64URLEncoded: cursor), let text = String(data: data, encoding: .utf8),
             text.hasPrefix("seq:"), let position = Int64(text.dropFirst(4)), position >= 0
         else {
             throw HTTPError(.unprocessableEntity, error: "validation_failed", detail: "after: not a valid cursor")

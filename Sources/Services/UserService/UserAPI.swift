@@ -45,12 +45,8 @@ struct UserAPI: Sendable {
         let name = try UserValidation.name(input.name)
         let email = try UserValidation.email(input.email)
         var idempotency: IdempotencyKey?
-        if let key = request.headers.first(name: "Idempotency-Key") {
-            guard !key.isEmpty, key.utf8.count <= 255 else {
-                throw HTTPError(
-                    .unprocessableEntity, error: "validation_failed",
-                    detail: "Idempotency-Key: must be 1 to 255 characters")
-            }
+        if let header = request.headers.first(name: "Idempotency-Key") {
+            let key = try UserValidation.idempotencyKey(header)
             // The same request means the same fields as sent, whatever the JSON's layout.
             idempotency = IdempotencyKey(key: key, fingerprint: "\(input.name)\u{0}\(input.email)")
         }
@@ -59,7 +55,7 @@ struct UserAPI: Sendable {
         }
         switch outcome {
         case .created(let user):
-            logger.debug("user created", metadata: ["user_id": "\(user.id)", "traceparent": "\(traceparent)"])
+            logger.debug("user created", metadata: ["user_id": "\(user.id)", "traceparent": .untrusted(traceparent)])
             return userResponse(user, status: .created, headers: ["Location": "/users/\(user.id)"])
         case .replayed(let user):
             // The original 201: the user as this key created it, whatever happened to it since.
@@ -76,7 +72,7 @@ struct UserAPI: Sendable {
     }
 
     private func show(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let id = request.pathParameters["id"] ?? ""
+        let id = try UserValidation.id(request.pathParameters["id"] ?? "")
         guard let user = try await storeCall({ try await store.user(id: id) }) else {
             throw Self.notFound(id)
         }
@@ -102,7 +98,7 @@ struct UserAPI: Sendable {
     }
 
     private func update(_ request: HTTPRequest, traceparent: String) async throws -> HTTPResponse {
-        let id = request.pathParameters["id"] ?? ""
+        let id = try UserValidation.id(request.pathParameters["id"] ?? "")
         let input = try request.decodeJSON(PatchUser.self)
         if let field = input.nulls.first { throw UserValidation.invalid(field, "must not be null") }
         guard input.name != nil || input.email != nil else {
@@ -118,15 +114,15 @@ struct UserAPI: Sendable {
         }
         logger.debug(
             "user updated",
-            metadata: ["user_id": "\(id)", "version": "\(user.version)", "traceparent": "\(traceparent)"])
+            metadata: ["user_id": .untrusted(id), "version": "\(user.version)", "traceparent": .untrusted(traceparent)])
         return userResponse(user)
     }
 
     private func delete(_ request: HTTPRequest, traceparent: String) async throws -> HTTPResponse {
-        let id = request.pathParameters["id"] ?? ""
+        let id = try UserValidation.id(request.pathParameters["id"] ?? "")
         let condition = try Self.versionCondition(request)
         try await storeCall { try await store.delete(id: id, condition: condition, traceparent: traceparent) }
-        logger.debug("user deleted", metadata: ["user_id": "\(id)", "traceparent": "\(traceparent)"])
+        logger.debug("user deleted", metadata: ["user_id": .untrusted(id), "traceparent": .untrusted(traceparent)])
         return .empty(.noContent)
     }
 
@@ -175,7 +171,7 @@ struct UserAPI: Sendable {
                     detail: "this Idempotency-Key was used with a different request")
             case .unavailable(let reason):
                 // A database that cannot be written or read: the request is refused whole, nothing half-written.
-                logger.error("database error", metadata: ["error": "\(reason)"])
+                logger.error("database error", metadata: ["error": .untrusted(reason)])
                 throw HTTPError(
                     .serviceUnavailable, error: "database_unavailable",
                     detail: "the user database cannot be used right now; retry later")

@@ -25,19 +25,19 @@ public struct UserServiceCommand: AsyncParsableCommand {
 
     public func run() async throws {
         try await ServiceRunner.serve(
-            "user-service", options: common, defaultPort: 8000,
+            "user-service", options: common, defaultPort: 8000, defaultHost: Setting.everyInterface,
             configure: { settings, environment in
                 let database = try Setting.database(
                     Setting.value(databaseURL, env: "USER_DB_URL", in: environment) ?? "users.sqlite",
                     setting: "USER_DB_URL")
                 var configuration = UserServiceConfiguration(
-                    http: HTTPServerConfiguration(port: settings.port), database: database, broker: settings.broker)
+                    http: settings.http, database: database, broker: settings.broker)
                 configuration.outboxKeepSent = try Setting.positiveInteger(
                     Setting.value(outboxKeepSent, env: "OUTBOX_KEEP_SENT", in: environment),
                     setting: "OUTBOX_KEEP_SENT", default: 10_000)
                 return configuration
             },
-            describe: { ["port": "\($0.http.port)", "database": "\($0.database)"] },
+            describe: { ["host": "\($0.http.host)", "port": "\($0.http.port)", "database": "\($0.database)"] },
             assemblySetting: "USER_DB_URL",
             assemble: { configuration, logger in
                 try UserServiceApp(configuration: configuration, logger: logger).services

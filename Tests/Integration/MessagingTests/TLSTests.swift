@@ -184,7 +184,8 @@ private func attemptConnection(_ configuration: BrokerConfiguration) async -> Me
         Thread.detachNewThread {
             do throws(MessagingError) {
                 let connection = try AMQPConnection.open(configuration)
-                connection.close()
+                connection.sendClose(timeout: .seconds(5))
+                connection.abandon()
                 continuation.resume(returning: nil)
             } catch {
                 continuation.resume(returning: error)

@@ -236,6 +236,35 @@ struct UserAPITests {
         await service.stop()
     }
 
+    /// Limits count bytes, for every text the API takes: body fields, stored headers, path ids, query values.
+    @Test func textLimitsAreInBytes() async throws {
+        let service = try await UserServiceUnderTest.start()
+        // One character of 600 kB: refused, and nothing stored or published.
+        let stacked = try await service.create("a" + String(repeating: "\u{301}", count: 300_000), "stack@example.com")
+        #expect(stacked.status == 422)
+        #expect(stacked.json["error"] as? String == "validation_failed")
+        #expect((stacked.json["detail"] as? String ?? "").contains("bytes"))
+        #expect(try service.outboxRows() == 0)
+        let created = try await service.create(String(repeating: "😀", count: 100), "emoji@example.com")
+        #expect(created.status == 201)
+        let id = created.json["id"] as? String ?? ""
+        let patched = try await service.call(
+            "PATCH", "/users/\(id)", json: ["name": String(repeating: "e\u{301}\u{302}\u{303}", count: 60)])
+        #expect(patched.status == 422)
+
+        let longID = String(repeating: "x", count: 65)
+        for method in ["GET", "DELETE"] {
+            let response = try await service.call(method, "/users/\(longID)")
+            #expect(response.status == 422, "\(method)")
+            #expect((response.json["detail"] as? String ?? "").hasPrefix("id:"))
+        }
+        // A cursor that decodes but is longer than any cursor the API issues.
+        let cursor = Data(("seq:" + String(repeating: "0", count: 60) + "1").utf8).base64EncodedString()
+        #expect(try await service.call("GET", "/users?after=\(cursor)").status == 422)
+        #expect(try await service.call("GET", "/users").status == 200)
+        await service.stop()
+    }
+
     @Test func documentMatchesTheServedRoutesAndStatuses() async throws {
         let service = try await UserServiceUnderTest.start()
         let served = try await service.call("GET", "/openapi.json")
@@ -276,6 +305,8 @@ struct UserAPITests {
         _ = try await service.call("GET", "/users?limit=0")
         _ = try await service.call("GET", "/users/\(id)")
         _ = try await service.call("GET", "/users/nobody")
+        _ = try await service.call("GET", "/users/\(String(repeating: "x", count: 65))")
+        _ = try await service.call("DELETE", "/users/\(String(repeating: "x", count: 65))")
         _ = try await service.create("Grace", "grace@example.com")
         _ = try await service.call("PATCH", "/users/\(id)", json: ["email": "grace@example.com"])
         _ = try await service.call("PATCH", "/users/\(id)", json: ["name": "Frank 2"])

@@ -31,7 +31,10 @@ public func httpRequest(
         request.httpBody = body
     }
     for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-    let (data, response) = try await URLSession.shared.data(for: request)
+    // The request runs in a task of its own, which a cancelled test does not cancel: cancelling an in-flight
+    // `URLSession.data(for:)` can deadlock swift-corelibs-foundation (and with it the whole test run), while an
+    // uncancelled request ends by itself within `timeoutInterval`.
+    let (data, response) = try await Task { [request] in try await URLSession.shared.data(for: request) }.value
     guard let http = response as? HTTPURLResponse else { throw TestFailure("not an HTTP response") }
     var fields: [String: String] = [:]
     for (key, value) in http.allHeaderFields { fields["\(key)".lowercased()] = "\(value)" }

@@ -33,6 +33,7 @@ struct UserEventTests {
         let body = Array(#"{"event":"user_created","user_id":"42","name":"Alice","email":"alice@example.com"}"#.utf8)
         let fromMessageID = try UserEvent.decode(body: body, messageID: "m-1")
         #expect(fromMessageID.version == 1)
+        #expect(!fromMessageID.isVersioned, "a missing version is no version, not version 1")
         #expect(fromMessageID.eventID == "m-1")
         #expect(fromMessageID.name == "Alice" && fromMessageID.email == "alice@example.com")
         #expect(fromMessageID.occurredAt == nil)
@@ -102,5 +103,17 @@ struct TraceContextTests {
         #expect(TraceContext.continuing(incoming) == incoming)
         #expect(!TraceContext.isValid("00-00000000000000000000000000000000-00f067aa0ba902b7-01"))
         #expect(!TraceContext.isValid("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
+    }
+
+    @Test func aGivenVersionMarksTheEventVersionedAndAnUnversionedOneStaysSoWhenEncoded() throws {
+        let versioned = try UserEvent.decode(
+            body: Array(#"{"event":"user_deleted","user_id":"1","version":1}"#.utf8))
+        #expect(versioned.isVersioned && versioned.version == 1)
+        let unversioned = try UserEvent.decode(body: Array(#"{"event":"user_deleted","user_id":"1"}"#.utf8))
+        #expect(!unversioned.isVersioned)
+        let fields = try #require(
+            try JSONSerialization.jsonObject(with: Data(unversioned.encodedBody())) as? [String: Any])
+        #expect(fields["version"] == nil)
+        #expect(try !UserEvent.decode(body: unversioned.encodedBody()).isVersioned)
     }
 }

@@ -35,7 +35,8 @@ struct DeliveryLoopTests {
 
     /// Runs a loop over `deliveries` until every one was handled; returns the journal and the metrics it recorded.
     private func run(
-        _ deliveries: [Delivery], maxAttempts: Int = 5, publishFailures: Int = 0, concurrency: Int = 4,
+        _ deliveries: [Delivery], maxAttempts: Int = 5, publishFailures: Int = 0,
+        publishRefusal: any Error = ScriptedPublisher.Refused(), concurrency: Int = 4,
         handler: @escaping DeliveryLoop.Handler
     ) async throws -> (Journal, TestMetrics) {
         let journal = Journal()
@@ -43,7 +44,8 @@ struct DeliveryLoopTests {
         let loop = withMetricsFactory(metrics) {
             DeliveryLoop(
                 queue: queue, source: ScriptedSource(journal, deliveries: deliveries),
-                publisher: ScriptedPublisher(journal, failures: publishFailures), concurrency: concurrency,
+                publisher: ScriptedPublisher(journal, failures: publishFailures, refusal: publishRefusal),
+                concurrency: concurrency,
                 policy: DeliveryPolicy(maxAttempts: maxAttempts), logger: quietLogger, handler: handler)
         }
         try await loop.run()
@@ -146,5 +148,158 @@ struct DeliveryLoopTests {
         let most = inFlight.withLock { $0.most }
         #expect(most <= 3 && most >= 1)
         #expect(journal.all.count == 20)
+    }
+
+    // MARK: The bound across restarts and instances
+
+    @Test func aRedeliveryIsRepublishedWithItsCountAndNotHandledNow() async throws {
+        let calls = Calls()
+        let original = delivery(id: "r", body: #"{"a":1}"#, headers: ["traceparent": "t"], redelivered: true)
+        let (journal, metrics) = try await run([original]) { _ = calls.count($0) }
+        #expect(calls.of("r") == 0, "the copy is handled when it comes back")
+        #expect(journal.all == [.published(queue: queue), .acked("r")], "the copy is confirmed before the ack")
+        let copy = try #require(journal.published.first)
+        #expect(copy.body == original.body)
+        #expect(copy.properties.headers == ["traceparent": "t", "x-attempts": "1"])
+        #expect(copy.properties.messageID == "r")
+        #expect(metrics.counters(label: "events_dead_lettered_total").isEmpty)
+    }
+
+    @Test func aMessageThatKeepsKillingItsConsumerIsDeadLetteredAtTheBoundWithoutRunningTheHandler() async throws {
+        let calls = Calls()
+        let crashing = delivery(id: "k", headers: ["x-attempts": "4"], redelivered: true)
+        let (journal, metrics) = try await run([crashing], maxAttempts: 5) { _ = calls.count($0) }
+        #expect(calls.of("k") == 0)
+        #expect(journal.all == [.published(queue: "queue_test.dead"), .acked("k")])
+        let headers = try #require(journal.published.first).properties.headers
+        #expect(headers["x-attempts"] == "5")
+        #expect(headers["x-error"]?.contains("without being settled") == true)
+        #expect(counter(metrics, "events_dead_lettered_total", [("queue", queue), ("reason", "max_attempts")]) == 1)
+    }
+
+    @Test func attemptsCarriedInTheMessageCountTowardsTheBound() async throws {
+        let calls = Calls()
+        let (journal, _) = try await run([delivery(id: "c", headers: ["x-attempts": "3"])], maxAttempts: 5) {
+            _ = calls.count($0)
+            throw Failure()
+        }
+        #expect(calls.of("c") == 2, "attempts 4 and 5")
+        #expect(journal.published.first?.properties.headers["x-attempts"] == "5")
+    }
+
+    @Test func onAQuorumQueueTheBrokersCountIsUsedAndNotCarriedToTheDeadLetter() async throws {
+        let calls = Calls()
+        let (journal, _) = try await run(
+            [delivery(id: "q", headers: ["x-delivery-count": "2"], redelivered: true)], maxAttempts: 3
+        ) {
+            _ = calls.count($0)
+            throw Failure()
+        }
+        #expect(calls.of("q") == 1)
+        let headers = try #require(journal.published.first).properties.headers
+        #expect(headers["x-attempts"] == "3")
+        #expect(headers["x-delivery-count"] == nil)
+    }
+
+    @Test func aMoveToAQueueThatDisappearedDeclaresItAgain() async throws {
+        let (journal, _) = try await run(
+            [delivery(id: "u")], publishFailures: 1, publishRefusal: MessagingError(.unroutable, "NO_ROUTE")
+        ) { _ in throw InvalidMessage("no", code: "invalid_event") }
+        #expect(
+            journal.all == [
+                .publishFailed, .declared(["queue_test.dead"]), .published(queue: "queue_test.dead"), .acked("u"),
+            ])
+    }
+
+    // MARK: Faults of a dependency
+
+    /// A source the test feeds while the loop runs.
+    private final class ManualSource: DeliverySource {
+        let deliveries: AsyncStream<Delivery>
+        let continuation: AsyncStream<Delivery>.Continuation
+        let journal: Journal
+
+        init(_ journal: Journal) {
+            self.journal = journal
+            (deliveries, continuation) = AsyncStream.makeStream(of: Delivery.self)
+        }
+
+        func ack(_ delivery: Delivery, multiple: Bool) {
+            journal.record(.acked(delivery.properties.messageID ?? ""))
+        }
+    }
+
+    @Test func aFaultOfADependencyPausesDeliveriesWithoutCountingThemAndResumes() async throws {
+        let journal = Journal()
+        let source = ManualSource(journal)
+        let down = Mutex(true)
+        let ranWhileDown = Mutex<[String]>([])
+        let calls = Calls()
+        // Probes every 10 to 40 ms; a waiting delivery tries by itself only after 5 s.
+        let backoff = Backoff(initial: .milliseconds(10), maximum: .seconds(5))
+        let loop = DeliveryLoop(
+            queue: queue, source: source, publisher: ScriptedPublisher(journal), concurrency: 4,
+            policy: DeliveryPolicy(maxAttempts: 1, backoff: backoff), logger: quietLogger
+        ) { delivery in
+            _ = calls.count(delivery)
+            if down.withLock({ $0 }) {
+                ranWhileDown.withLock { $0.append(delivery.properties.messageID ?? "") }
+                throw DependencyUnavailable("database", reason: "disk full")
+            }
+        }
+        let running = Task { try await loop.run() }
+        source.continuation.yield(delivery(id: "first"))
+        try await eventually("the loop reports the database down") { loop.unavailableDependency != nil }
+        #expect(loop.unavailableDependency == DependencyUnavailable("database", reason: "disk full"))
+        source.continuation.yield(delivery(id: "second"))
+        let probes = calls.of("first")
+        try await eventually("the held delivery is retried") { calls.of("first") >= probes + 3 }
+        down.withLock { $0 = false }
+        try await eventually("both are acked") { Set(journal.all) == [.acked("first"), .acked("second")] }
+        source.continuation.finish()
+        try await running.value
+        #expect(calls.of("first") >= 4, "held and retried although the bound is 1 attempt")
+        #expect(calls.of("second") == 1, "waited for the database instead of failing on it")
+        #expect(Set(ranWhileDown.withLock { $0 }) == ["first"])
+        #expect(loop.unavailableDependency == nil)
+        #expect(journal.published.isEmpty, "nothing dead-lettered")
+    }
+
+    @Test func aWaitingDeliveryTriesItselfWhenTheHeldOneLeftForAnotherReason() async throws {
+        let journal = Journal()
+        let source = ManualSource(journal)
+        let calls = Calls()
+        let loop = DeliveryLoop(
+            queue: queue, source: source, publisher: ScriptedPublisher(journal), concurrency: 4,
+            policy: DeliveryPolicy(maxAttempts: 1, backoff: Backoff(initial: .milliseconds(10), maximum: .milliseconds(50))),
+            logger: quietLogger
+        ) { delivery in
+            let call = calls.count(delivery)
+            guard delivery.properties.messageID == "held" else { return }
+            // Held for the database first, then refused for itself: it leaves, dead-lettered.
+            if call == 1 { throw DependencyUnavailable("database", reason: "busy") }
+            throw Failure()
+        }
+        let running = Task { try await loop.run() }
+        source.continuation.yield(delivery(id: "held"))
+        try await eventually("the loop reports the database down") { loop.unavailableDependency != nil }
+        source.continuation.yield(delivery(id: "waiting"))
+        try await eventually("the waiting one went through") { journal.all.contains(.acked("waiting")) }
+        source.continuation.finish()
+        try await running.value
+        #expect(journal.all.contains(.published(queue: "queue_test.dead")))
+        #expect(loop.unavailableDependency == nil)
+    }
+}
+
+/// Polls `condition` until it holds, failing after 30 seconds (the machine running the suite may be very busy).
+private func eventually(_ what: String, _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(30)
+    while !condition() {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("timed out waiting: \(what)")
+            throw CancellationError()
+        }
+        try await Task.sleep(for: .milliseconds(5))
     }
 }

@@ -67,4 +67,54 @@ struct DeliveryPolicyTests {
             return error
         }
     }
+
+    // MARK: Counting across deliveries (restarts, crashes, other instances)
+
+    @Test func aFirstDeliveryStartsFromTheCountItCarries() {
+        #expect(policy.arrival(redelivered: false, headers: [:]) == .handle(priorAttempts: 0))
+        #expect(policy.arrival(redelivered: false, headers: ["x-attempts": "2"]) == .handle(priorAttempts: 2))
+        for garbage in ["", "-1", "two", "1.5"] {
+            #expect(policy.arrival(redelivered: false, headers: ["x-attempts": garbage]) == .handle(priorAttempts: 0))
+        }
+    }
+
+    @Test func aRedeliveryOnAClassicQueueCountsOneAttemptAndTravelsWithTheMessage() {
+        #expect(policy.arrival(redelivered: true, headers: [:]) == .recount(attempts: 1))
+        #expect(policy.arrival(redelivered: true, headers: ["x-attempts": "1"]) == .recount(attempts: 2))
+    }
+
+    @Test func aMessageTakenMaxAttemptsTimesUnsettledIsDeadLetteredOnArrival() throws {
+        guard case .deadLetter(let letter, let code) = policy.arrival(redelivered: true, headers: ["x-attempts": "2"])
+        else {
+            Issue.record("the third unsettled delivery of a message with a bound of 3 was not dead-lettered")
+            return
+        }
+        #expect(code == "max_attempts")
+        #expect(letter.attempts == 3)
+        #expect(letter.reason.contains("without being settled"))
+        if case .deadLetter = policy.arrival(redelivered: true, headers: ["x-attempts": "99"]) {} else {
+            Issue.record("a count past the bound was not dead-lettered")
+        }
+    }
+
+    @Test func onAQuorumQueueTheBrokersDeliveryCountIsTheCount() {
+        #expect(policy.arrival(redelivered: true, headers: ["x-delivery-count": "1"]) == .handle(priorAttempts: 1))
+        #expect(policy.arrival(redelivered: false, headers: ["x-delivery-count": "0"]) == .handle(priorAttempts: 0))
+        // The broker's count wins over a carried one: nothing is republished on a quorum queue.
+        #expect(
+            policy.arrival(redelivered: true, headers: ["x-delivery-count": "2", "x-attempts": "0"])
+                == .handle(priorAttempts: 2))
+        if case .deadLetter(let letter, _) = policy.arrival(redelivered: true, headers: ["x-delivery-count": "3"]) {
+            #expect(letter.attempts == 3)
+        } else {
+            Issue.record("x-delivery-count at the bound was not dead-lettered")
+        }
+    }
+
+    @Test func aFaultOfADependencyIsHeldNotCounted() {
+        let fault = DependencyUnavailable("database", reason: "disk full")
+        for attempt in [1, 3, 100] {
+            #expect(policy.decide(after: .failure(fault), attempt: attempt) == .hold(fault))
+        }
+    }
 }

@@ -13,6 +13,8 @@ enum Step: Hashable {
     case publishFailed
     /// The delivery with this message id was acked.
     case acked(String)
+    /// These queues were declared.
+    case declared([String])
 }
 
 /// The journal both stand-ins write to, so a test can check the order of publishes and acks.
@@ -50,16 +52,22 @@ final class ScriptedSource: DeliverySource {
     }
 }
 
-/// A publisher stand-in that refuses its first `failures` publishes, then confirms.
+/// A publisher stand-in that refuses its first `failures` publishes (as `refusal`), then confirms.
 final class ScriptedPublisher: ConfirmedPublisher {
     struct Refused: Error {}
 
     private let journal: Journal
     private let failuresLeft: Mutex<Int>
+    private let refusal: any Error
 
-    init(_ journal: Journal, failures: Int = 0) {
+    init(_ journal: Journal, failures: Int = 0, refusal: any Error = Refused()) {
         self.journal = journal
         failuresLeft = Mutex(failures)
+        self.refusal = refusal
+    }
+
+    func declare(_ queues: [String]) async throws {
+        journal.record(.declared(queues))
     }
 
     func publish(_ messages: [OutboundMessage]) async throws {
@@ -69,7 +77,7 @@ final class ScriptedPublisher: ConfirmedPublisher {
         }
         if refuse {
             journal.record(.publishFailed)
-            throw Refused()
+            throw refusal
         }
         for message in messages {
             journal.record(message)
@@ -79,10 +87,13 @@ final class ScriptedPublisher: ConfirmedPublisher {
 }
 
 /// A delivery as the consumer would hand it over.
-func delivery(id: String, body: String = "{}", headers: [String: String] = [:], queue: String = "queue_test") -> Delivery {
+func delivery(
+    id: String, body: String = "{}", headers: [String: String] = [:], queue: String = "queue_test",
+    redelivered: Bool = false
+) -> Delivery {
     Delivery(
-        body: Array(body.utf8), properties: MessageProperties(messageID: id, headers: headers), redelivered: false,
-        queue: queue, deliveryTag: 1, generation: 1)
+        body: Array(body.utf8), properties: MessageProperties(messageID: id, headers: headers),
+        redelivered: redelivered, queue: queue, deliveryTag: 1, generation: 1)
 }
 
 /// A logger that keeps the test output quiet.

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPServer
+import Synchronization
 import Logging
 import NIOCore
 import NIOPosix
@@ -144,9 +145,9 @@ let testLogger: Logger = {
 /// Runs a server on a free port of 127.0.0.1 for the duration of `body`, then cancels it.
 func withServer(
     _ configuration: HTTPServerConfiguration = HTTPServerConfiguration(host: "127.0.0.1", port: 0),
-    router: Router, _ body: (_ port: Int) async throws -> Void
+    router: Router, logger: Logger = testLogger, _ body: (_ port: Int) async throws -> Void
 ) async throws {
-    let server = HTTPServer(configuration: configuration, router: router, logger: testLogger)
+    let server = HTTPServer(configuration: configuration, router: router, logger: logger)
     try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await server.run() }
         let port = try await server.listeningPort()
@@ -182,6 +183,56 @@ func waitWithDeadline(_ future: EventLoopFuture<Void>, seconds: Int64) async thr
         group.cancelAll()
         if !completed {
             throw RawClientError(description: "deadline of \(seconds) s passed")
+        }
+    }
+}
+
+/// Opens `count` TCP connections to `127.0.0.1:port` that send nothing; the caller closes them.
+func openConnections(_ count: Int, port: Int) async throws -> [any Channel] {
+    var channels: [any Channel] = []
+    channels.reserveCapacity(count)
+    do {
+        for _ in 0..<count {
+            channels.append(
+                try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .connect(host: "127.0.0.1", port: port).get())
+        }
+    } catch {
+        for channel in channels { channel.close(promise: nil) }
+        throw error
+    }
+    return channels
+}
+
+/// A logger whose lines are kept for the test to read.
+final class LogCapture: Sendable {
+    struct Line: Sendable {
+        var level: Logger.Level
+        var message: String
+    }
+
+    private let storage = Mutex<[Line]>([])
+
+    var lines: [Line] { self.storage.withLock { $0 } }
+
+    var logger: Logger {
+        Logger(label: "capture") { _ in Handler(capture: self) }
+    }
+
+    fileprivate func append(_ line: Line) { self.storage.withLock { $0.append(line) } }
+
+    private struct Handler: LogHandler {
+        let capture: LogCapture
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { self.metadata[key] }
+            set { self.metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            self.capture.append(Line(level: event.level, message: "\(event.message)"))
         }
     }
 }

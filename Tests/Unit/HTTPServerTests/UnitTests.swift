@@ -66,11 +66,16 @@ struct DecodeJSONTests {
 }
 
 struct RequestAssemblyHandlerTests {
-    private func makeChannel(maxBodySize: Int = 16) throws -> EmbeddedChannel {
+    private func makeChannel(
+        maxBodySize: Int = 16, admission: ConnectionRegistry.Admission = .serve
+    ) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
+        let limits = ConnectionLimits(
+            maxBodySize: maxBodySize, maxHeaderSize: 1024, headTimeout: .seconds(1), bodyTimeout: .seconds(2),
+            idleTimeout: .seconds(10))
+        try channel.pipeline.syncOperations.addHandler(RequestBytesObserver())
         try channel.pipeline.syncOperations.addHandler(
-            RequestAssemblyHandler(
-                maxBodySize: maxBodySize, maxHeaderSize: 1024, idleTimeout: .seconds(1), logger: testLogger))
+            RequestAssemblyHandler(limits: limits, admission: admission, registry: nil, logger: testLogger))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel
     }
@@ -109,12 +114,110 @@ struct RequestAssemblyHandlerTests {
         #expect(try channel.readInbound(as: AssembledRequest.self) == nil)
     }
 
-    @Test func idleTimerClosesTheConnection() throws {
+    /// A new connection must complete its head within the head timeout, counted from the accept.
+    @Test func headTimerRunsFromTheAccept() throws {
         let channel = try makeChannel()
         let loop = channel.embeddedEventLoop
         loop.advanceTime(by: .milliseconds(900))
         #expect(channel.isActive)
+        // Bytes of a head that never completes do not extend it.
+        channel.pipeline.fireUserInboundEventTriggered(RequestBytesArrived())
         loop.advanceTime(by: .milliseconds(200))
         #expect(!channel.isActive)
+    }
+
+    /// After a response a kept-alive connection may stay idle for the (longer) idle timeout; once its next request
+    /// starts, the head must follow within the head timeout.
+    @Test func keptAliveConnectionGetsIdleTimeoutThenHeadTimeout() throws {
+        let channel = try makeChannel()
+        let loop = channel.embeddedEventLoop
+        try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")))
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        _ = try channel.readInbound(as: AssembledRequest.self)
+        try channel.writeOutbound(HTTPResponse.text("ok"))
+        loop.advanceTime(by: .seconds(9))
+        #expect(channel.isActive, "idle keep-alive is bounded by the idle timeout (10 s), not the head timeout (1 s)")
+        channel.pipeline.fireUserInboundEventTriggered(RequestBytesArrived())
+        loop.advanceTime(by: .milliseconds(900))
+        #expect(channel.isActive)
+        loop.advanceTime(by: .milliseconds(200))
+        #expect(!channel.isActive, "a started head must complete within the head timeout")
+    }
+
+    @Test func idleTimerClosesAKeptAliveConnection() throws {
+        let channel = try makeChannel()
+        let loop = channel.embeddedEventLoop
+        try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")))
+        try channel.writeInbound(HTTPServerRequestPart.end(nil))
+        try channel.writeOutbound(HTTPResponse.text("ok"))
+        loop.advanceTime(by: .seconds(11))
+        #expect(!channel.isActive)
+    }
+
+    @Test func bodyMustCompleteWithinTheBodyTimeout() throws {
+        let channel = try makeChannel()
+        let loop = channel.embeddedEventLoop
+        try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/")))
+        loop.advanceTime(by: .milliseconds(1500))
+        #expect(channel.isActive, "the head timer stopped with the head")
+        loop.advanceTime(by: .milliseconds(600))
+        #expect(!channel.isActive)
+    }
+
+    @Test func refusedConnectionAnswers503WithRetryAfter() throws {
+        let channel = try makeChannel(admission: .refuse)
+        try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")))
+        guard case .head(let head) = try channel.readOutbound(as: HTTPServerResponsePart.self) else {
+            Issue.record("expected a head")
+            return
+        }
+        #expect(head.status == .serviceUnavailable)
+        #expect(head.headers["retry-after"] == ["1"])
+        #expect(head.headers["connection"] == ["close"])
+        #expect(head.headers["content-type"] == ["application/json"])
+        #expect(try channel.readInbound(as: AssembledRequest.self) == nil)
+    }
+
+    @Test func droppedConnectionClosesAtOnce() throws {
+        let channel = try makeChannel(admission: .drop)
+        #expect(!channel.isActive)
+    }
+}
+
+struct ConnectionBudgetTests {
+    @Test func servedAndRefusedFitUnderTheFileLimit() {
+        for limit in [nil, 1 << 20] {
+            let budget = ConnectionBudget.split(configured: 1024, fileDescriptors: limit)
+            #expect(budget.served == 1024 && budget.refusing == 64)
+        }
+        for limit in [256, 1024, 1100, 4096] {
+            let (served, refusing) = ConnectionBudget.split(configured: 100_000, fileDescriptors: limit)
+            #expect(served > 0 && refusing > 0)
+            #expect(served + refusing <= max(17, limit - ConnectionBudget.reserved), "limit \(limit)")
+        }
+    }
+}
+
+struct ConnectionRegistryTests {
+    @Test func evictsTheLongestIdleAndRefusesWhenAllAreBusy() throws {
+        let registry = ConnectionRegistry(maxServed: 2, maxRefusing: 1, logger: testLogger)
+        let first = EmbeddedChannel()
+        let second = EmbeddedChannel()
+        #expect(registry.admit(first) == .serve)
+        #expect(registry.admit(second) == .serve)
+        registry.markBusy(second)
+        // Full: the idle one (first) makes room.
+        let third = EmbeddedChannel()
+        #expect(registry.admit(third) == .serve)
+        let served = Set(registry.servedChannels.map { ObjectIdentifier($0) })
+        #expect(served == [ObjectIdentifier(second), ObjectIdentifier(third)])
+        registry.markBusy(third)
+        // Every served connection is busy: refuse one, then drop.
+        #expect(registry.admit(EmbeddedChannel()) == .refuse)
+        #expect(registry.admit(EmbeddedChannel()) == .drop)
+        // An answered connection becomes evictable again.
+        registry.markIdle(second)
+        #expect(registry.admit(EmbeddedChannel()) == .serve)
+        #expect(!registry.servedChannels.contains { $0 === second })
     }
 }

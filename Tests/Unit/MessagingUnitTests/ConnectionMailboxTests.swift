@@ -14,7 +14,7 @@ struct ConnectionMailboxTests {
         #expect(!shutdownRequested)
         let id = try #require(publishRequestID(commands.first))
         #expect(commands.count == 1)
-        mailbox.answer(id, with: .success(()))
+        mailbox.answer(id, with: .success(0))
         mailbox.answer(id, with: .failure(MessagingError(.nacked, "too late")))  // a second answer is ignored
         try await caller.value
     }
@@ -132,14 +132,19 @@ private func publishRequestID(_ command: ConnectionCommand<PublisherStateMachine
 }
 
 /// Takes the commands once some have arrived (callers run in other tasks), failing after `timeout`.
+///
+/// It sleeps between looks rather than spinning on `Task.yield()`: in the full suite the cooperative pool is busy,
+/// and a spinning task can keep the caller it waits for from ever being scheduled.
 private func takeCommands<Command>(
-    from mailbox: ConnectionMailbox<Command>, timeout: Duration = .seconds(10)
+    from mailbox: ConnectionMailbox<Command>, timeout: Duration = .seconds(30)
 ) async throws -> (commands: [ConnectionCommand<Command>], shutdownRequested: Bool) {
     let deadline = ContinuousClock.now + timeout
+    var pause = Duration.milliseconds(1)
     while ContinuousClock.now < deadline {
         let taken = mailbox.take()
         if !taken.commands.isEmpty { return taken }
-        await Task.yield()
+        try await Task.sleep(for: pause)
+        pause = min(pause * 2, .milliseconds(50))
     }
     throw MailboxTestFailure("no command arrived within \(timeout)")
 }

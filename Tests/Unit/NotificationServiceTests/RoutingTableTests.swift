@@ -1,4 +1,7 @@
 import Common
+import Foundation
+import Logging
+import Messaging
 import Testing
 
 @testable import NotificationService
@@ -54,5 +57,51 @@ struct RoutingTableTests {
 
     @Test func missingFileIsAClearError() {
         #expect(throws: RoutingTableError.self) { try RoutingTable.load(path: "/nonexistent/routes.yaml") }
+    }
+
+    /// A destination that would make an event loop (the router's own source), or mix routed events with messages set
+    /// aside (any `*.dead` queue, `queue_unrouted`), is refused wherever it appears: in a route or in the default.
+    @Test(arguments: [
+        ("routes:\n  user_created: [queue_dispatch]", "routes.user_created: 'queue_dispatch'"),
+        ("routes:\n  user_created: [queue_order, queue_order.dead]", "routes.user_created: 'queue_order.dead'"),
+        ("routes:\n  user_updated: [queue_dispatch.dead]", "routes.user_updated: 'queue_dispatch.dead'"),
+        ("routes:\n  user_created: [queue_order]\ndefault: queue_dispatch", "default: 'queue_dispatch'"),
+        ("routes:\n  user_created: [queue_order]\ndefault: [x.dead]", "default: 'x.dead'"),
+        ("routes:\n  user_deleted: [queue_unrouted]", "routes.user_deleted: 'queue_unrouted'"),
+        (#"{"routes": {"user_created": ["queue_dispatch"]}}"#, "routes.user_created: 'queue_dispatch'"),
+    ])
+    func destinationsThatLoopAreRefused(text: String, expected: String) {
+        do {
+            let table = try RoutingTable.parse(text)
+            Issue.record("accepted a looping table: \(table)")
+        } catch {
+            #expect(error.description.contains(expected), "\(error.description)")
+            #expect(error.description.contains("cannot be a destination"), "\(error.description)")
+        }
+        #expect(throws: RoutingTableError.self) { try RoutingTable(routes: ["e": ["queue_dispatch"]]) }
+        #expect(throws: RoutingTableError.self) { try RoutingTable(routes: ["e": ["a"]], defaultRoute: ["a.dead"]) }
+    }
+
+    /// Queues whose names only resemble the reserved ones are fine.
+    @Test func namesThatOnlyResembleReservedOnesAreAccepted() throws {
+        let table = try RoutingTable.parse("routes:\n  user_created: [queue_dispatch_copy, queue_dead, dead.letters]")
+        #expect(table.destinations(for: "user_created") == ["queue_dispatch_copy", "queue_dead", "dead.letters"])
+    }
+
+    /// A reload (SIGHUP) to a table that loops is refused and the table in force stays.
+    @Test func aReloadToALoopingTableKeepsTheCurrentTable() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("routes-\(UUID().uuidString).yaml")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data("routes:\n  user_created: [queue_order, queue_dispatch]\n".utf8).write(to: file)
+        var logger = Logger(label: "RoutingTableTests")
+        logger.logLevel = .critical
+        let current = CurrentRoutingTable(.standard)
+        // Never run: a refused table must be refused before anything is declared.
+        let publisher = Publisher(
+            configuration: try BrokerConfiguration(url: "amqp://guest:guest@127.0.0.1:1/"), declaring: [],
+            logger: logger)
+        let reloader = RoutingTableReloader(path: file.path, current: current, publisher: publisher, logger: logger)
+        await reloader.reload()
+        #expect(current.value == .standard)
     }
 }

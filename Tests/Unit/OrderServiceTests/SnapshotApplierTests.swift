@@ -123,4 +123,21 @@ struct SnapshotApplierTests {
         #expect("\(error)".contains("refused row"))
         #expect(fixture.counted("applied") == 0 && fixture.counted("ignored") == 0)
     }
+
+    @Test func aFaultOfTheDatabaseIsADependencyFaultNotTheMessages() async throws {
+        let fixture = try Fixture()
+        let other = try SQLiteConnection(path: fixture.path)
+        try other.execute("BEGIN EXCLUSIVE")
+        defer {
+            try? other.execute("ROLLBACK")
+            other.close()
+        }
+        do {
+            try await fixture.applier.handle(delivery(event(.created, version: 1).encodedBody()))
+            Issue.record("applied through an exclusive lock")
+        } catch let fault as DependencyUnavailable {
+            #expect(fault.dependency == "database")
+            #expect(fault.reason.contains("busy"), "\(fault.reason)")
+        }
+    }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HTTPServer
 import Logging
 import Messaging
 import TestSupport
@@ -29,6 +30,26 @@ struct ConfigurationTests {
             #expect(error.description.hasPrefix("invalid configuration: ORDER_DB_URL:"))
         } catch {
             Issue.record("unexpected \(error)")
+        }
+    }
+
+    /// `HTTP_HOST` / `--host` choose the listener's address; without them a service binds its own default
+    /// (loopback for the consumers' admin ports, every interface for the user API).
+    @Test func hostComesFromFlagEnvironmentOrTheServicesDefault() throws {
+        #expect(try CommonOptions.parse([]).resolve(defaultPort: 8001, environment: [:]).http.host == "127.0.0.1")
+        let api = try CommonOptions.parse([]).resolve(defaultPort: 8000, defaultHost: Setting.everyInterface, environment: [:])
+        #expect(api.http.host == "0.0.0.0" && api.http.port == 8000)
+        let environment = ["HTTP_HOST": "::1"]
+        #expect(try CommonOptions.parse([]).resolve(defaultPort: 1, environment: environment).host == "::1")
+        #expect(try CommonOptions.parse(["--host", "0.0.0.0"]).resolve(defaultPort: 1, environment: environment).host == "0.0.0.0")
+        #expect(try CommonOptions.parse([]).resolve(defaultPort: 1, environment: ["HTTP_HOST": "admin.internal"]).host == "admin.internal")
+        for bad in ["0.0.0.0:80", "host name", "-bad", "a..b", "http://x"] {
+            do {
+                _ = try CommonOptions.parse([]).resolve(defaultPort: 1, environment: ["HTTP_HOST": bad])
+                Issue.record("accepted \(bad)")
+            } catch let error as ConfigurationError {
+                #expect(error.description.hasPrefix("invalid configuration: HTTP_HOST:"))
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import HTTPServer
 import NIOHTTP1
 import Testing
@@ -32,5 +33,64 @@ struct UserValidationTests {
             #expect(error.status == .unprocessableEntity)
             #expect(error.detail.hasPrefix("email:"))
         }
+    }
+
+    /// One letter and 300,000 combining marks is one character of 600 kB: refused by its bytes.
+    @Test func namesAreBoundedInBytes() throws {
+        let stacked = "a" + String(repeating: "\u{301}", count: 300_000)
+        #expect(stacked.count == 1)
+        #expect(throws: HTTPError.self) { try UserValidation.name(stacked) }
+        // 60 characters of 7 bytes each (a letter and three marks): few characters, too many bytes.
+        let marked = String(repeating: "e\u{301}\u{302}\u{303}", count: 60)
+        do {
+            _ = try UserValidation.name(marked)
+            Issue.record("accepted a name of \(marked.utf8.count) bytes")
+        } catch {
+            #expect(error.status == .unprocessableEntity)
+            #expect(error.detail == "name: must be at most 400 bytes (UTF-8)")
+        }
+        // 100 four-byte characters: exactly at both limits.
+        #expect(try UserValidation.name(String(repeating: "😀", count: 100)).utf8.count == 400)
+    }
+
+    @Test func emailsAreBoundedInBytes() {
+        // 127 two-byte letters in the domain: 254 characters' worth of room would accept it, bytes do not.
+        let email = "a@" + String(repeating: "ü", count: 126) + ".de"
+        #expect(email.count < 254 && email.utf8.count > 254)
+        #expect(throws: HTTPError.self) { try UserValidation.email(email) }
+    }
+
+    @Test(arguments: ["", String(repeating: "k", count: 256), "key\u{1}", "kéy", "key\u{7F}"])
+    func idempotencyKeysAreVisibleASCIIUpTo255Bytes(key: String) {
+        #expect(throws: HTTPError.self) { try UserValidation.idempotencyKey(key) }
+    }
+
+    @Test func pathIdsAreBoundedInBytes() throws {
+        #expect(try UserValidation.id(UUID().uuidString.lowercased()).utf8.count == 36)
+        #expect(throws: HTTPError.self) { try UserValidation.id(String(repeating: "é", count: 33)) }
+    }
+
+    /// The per-field limits bound a page: 500 users made of the largest values validation accepts (in JSON, after
+    /// escaping) stay under 700 kB.
+    @Test func aFullPageOfMaximalUsersIsBounded() throws {
+        let names = [
+            String(repeating: "😀", count: 100), String(repeating: "\"", count: 100),
+            String(repeating: "\\\u{301}", count: 100), "a" + String(repeating: "\u{301}", count: 300_000),
+            String(repeating: "x", count: 100),
+        ].compactMap { try? UserValidation.name($0) }
+        let emails = [
+            String(repeating: "\"", count: 64) + "@" + String(repeating: "b", count: 63) + "."
+                + String(repeating: "c", count: 63) + "." + String(repeating: "d", count: 61),
+            "a@" + String(repeating: "ü", count: 125) + ".de",
+        ].compactMap { try? UserValidation.email($0) }
+        #expect(!names.isEmpty && !emails.isEmpty)
+        func encodedSize(_ name: String, _ email: String) -> Int {
+            let user = User(
+                id: UUID().uuidString.lowercased(), name: name, email: email, version: Int64.max,
+                createdAt: "2026-11-24T10:00:00.123456Z", updatedAt: "2026-11-24T10:00:00.123456Z")
+            return HTTPResponse.json(UserBody(user)).body.count
+        }
+        let largest = names.flatMap { name in emails.map { encodedSize(name, $0) } }.max() ?? 0
+        #expect(largest * 500 < 700_000, "a user encodes to \(largest) bytes")
     }
 }

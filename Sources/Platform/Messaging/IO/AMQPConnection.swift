@@ -13,7 +13,7 @@ import Logging
 final class AMQPConnection {
     /// The only channel this layer opens.
     static let channel: amqp_channel_t = 1
-    private static let frameMax: Int32 = 131_072
+    private static let frameMax = Int32(AMQPLimits.frameMax)
     private static let socketTimeout = seconds(10)
     private static let rpcTimeout = seconds(10)
 
@@ -159,10 +159,23 @@ final class AMQPConnection {
 
     // MARK: - Synchronous methods (RPCs)
 
-    /// `queue.declare`: durable, not exclusive, not auto-delete, no arguments.
-    func declareQueue(_ name: String) throws(MessagingError) {
-        withScratch { _ = amqp_queue_declare(state, Self.channel, scratchBytes(name), 0, 1, 0, 0, emptyTable) }
+    /// `queue.declare`: durable, not exclusive, not auto-delete, no arguments. Returns the messages ready in it.
+    /// A name AMQP cannot carry fails with `.invalidConfiguration` before anything is sent.
+    @discardableResult
+    func declareQueue(_ name: String) throws(MessagingError) -> Int {
+        guard name.utf8.count <= AMQPLimits.shortStringBytes else {
+            throw MessagingError(
+                .invalidConfiguration,
+                "queue name '\(AMQPLimits.truncating(name, toBytes: 80))' is \(name.utf8.count) bytes"
+                    + " (at most \(AMQPLimits.shortStringBytes))")
+        }
+        var ready = 0
+        withScratch {
+            let ok = amqp_queue_declare(state, Self.channel, scratchBytes(name), 0, 1, 0, 0, emptyTable)
+            if let ok { ready = Int(ok.pointee.message_count) }
+        }
         try checkReply("declaring queue '\(name)'")
+        return ready
     }
 
     /// `confirm.select`: the broker will ack or nack every publish on the channel, numbered from 1.
@@ -201,9 +214,12 @@ final class AMQPConnection {
 
     // MARK: - Asynchronous methods
 
-    /// `basic.publish` to the default exchange with `mandatory` set. Returns an error for a message that cannot be
-    /// encoded (nothing was sent, the connection is fine); throws if the connection failed.
+    /// `basic.publish` to the default exchange with `mandatory` set. Returns an error for a message that AMQP cannot
+    /// carry in this connection's frame size (checked before anything is sent: the connection is fine); throws if the
+    /// connection failed. rabbitmq-c writes the method frame before it encodes the properties, so any failure once it
+    /// was called leaves a partial message on the wire: that is a lost connection, never "nothing was sent".
     func publish(_ message: OutboundMessage) throws(MessagingError) -> MessagingError? {
+        if let refusal = message.unencodableError(frameMax: negotiatedFrameMax) { return refusal }
         var status: Int32 = 0
         withScratch {
             var properties = encode(message.properties)
@@ -215,15 +231,16 @@ final class AMQPConnection {
                     state, Self.channel, amqp_bytes_t(len: 0, bytes: nil), routingKey, 1, 0, &properties, bodyBytes)
             }
         }
-        switch amqp_status_enum(rawValue: status) {
-        case AMQP_STATUS_OK:
-            return nil
-        case AMQP_STATUS_TABLE_TOO_BIG, AMQP_STATUS_BAD_AMQP_DATA, AMQP_STATUS_INVALID_PARAMETER:
-            return MessagingError(status: status, while: "encoding a message for '\(message.queue)'")
-        default:
-            throw MessagingError(status: status, while: "publishing")
+        guard status == AMQP_STATUS_OK.rawValue else {
+            var error = MessagingError(status: status, while: "publishing to '\(message.queue)'")
+            error.code = .connectionLost
+            throw error
         }
+        return nil
     }
+
+    /// The frame size agreed at login.
+    var negotiatedFrameMax: Int { Int(amqp_get_frame_max(state)) }
 
     /// `basic.ack`.
     func ack(deliveryTag: UInt64, multiple: Bool) throws(MessagingError) {
@@ -301,12 +318,19 @@ final class AMQPConnection {
         }
     }
 
-    /// Closes channel and connection politely (errors ignored: we are leaving anyway), then frees everything.
-    func close() {
+    /// Says goodbye politely (`connection.close`, which closes its channel too), waiting at most `timeout` for the
+    /// broker's `close-ok` (errors ignored: we are leaving anyway). ``abandon()`` then frees everything.
+    func sendClose(timeout: Duration) {
         guard isOpen else { return }
-        _ = amqp_channel_close(state, Self.channel, AMQP_REPLY_SUCCESS)
+        var limit = Self.makeTimeval(timeout)
+        _ = amqp_set_rpc_timeout(state, &limit)
         _ = amqp_connection_close(state, AMQP_REPLY_SUCCESS)
-        abandon()
+    }
+
+    /// `duration` as a `timeval` (at least one millisecond: zero would mean "no timeout" to rabbitmq-c).
+    static func makeTimeval(_ duration: Duration) -> timeval {
+        let (seconds, attoseconds) = max(duration, .milliseconds(1)).components
+        return timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
     }
 
     /// Drops a broken connection without a handshake: closes the socket and frees the library state.
@@ -452,6 +476,11 @@ private enum ReceivedMethod {
             self = .frame(.cancelOk)
         case AMQP_CHANNEL_CLOSE_METHOD, AMQP_CONNECTION_CLOSE_METHOD:
             self = .frame(.close(BrokerClose(method: method)))
+        case AMQP_CONNECTION_BLOCKED_METHOD:
+            let blocked = method.decoded.assumingMemoryBound(to: amqp_connection_blocked_t.self).pointee
+            self = .frame(.blocked(reason: String(amqpBytes: blocked.reason)))
+        case AMQP_CONNECTION_UNBLOCKED_METHOD:
+            self = .frame(.unblocked)
         default:
             self = .frame(.other("method 0x\(String(method.id, radix: 16))"))
         }

@@ -33,6 +33,8 @@ final class ConnectionDriver<Role: ConnectionRole> {
     private let logger: Logger
     /// `amqp_reconnects_total{role}`: connections made again after one was lost.
     private let reconnects: Counter
+    /// `amqp_blocked{role}`: 1 while the broker blocks this connection (`connection.blocked`), else 0.
+    private let blockedGauge: Gauge
     /// Where a consumer's deliveries go.
     private let deliveries: AsyncStream<Delivery>.Continuation?
 
@@ -41,6 +43,8 @@ final class ConnectionDriver<Role: ConnectionRole> {
     private var pollInterval = Duration.seconds(30)
     private var backoffDeadline: ContinuousClock.Instant?
     private var drainDeadline: ContinuousClock.Instant?
+    /// When the connection must be closed by, once shutdown was asked (`shutdownTimeout` later).
+    private var shutdownDeadline: ContinuousClock.Instant?
     private var shutdownReported = false
     private var closedPolitely = false
     private var finished = false
@@ -55,6 +59,8 @@ final class ConnectionDriver<Role: ConnectionRole> {
         self.logger = logger
         self.deliveries = deliveries
         reconnects = Counter(label: "amqp_reconnects_total", dimensions: [("role", Role.name)])
+        blockedGauge = Gauge(label: "amqp_blocked", dimensions: [("role", Role.name)])
+        blockedGauge.record(0)
     }
 
     /// Runs one connection for `role` on a new thread, declaring `queues` on every connect, and returns when the
@@ -77,7 +83,9 @@ final class ConnectionDriver<Role: ConnectionRole> {
                     let thread = Thread { [logger] in
                         nameCurrentThread("amqp-\(Role.name)")
                         let driver = ConnectionDriver(
-                            machine: ConnectionStateMachine(role: role, declaring: queues, backoff: backoff),
+                            machine: ConnectionStateMachine(
+                                role: role, declaring: queues, backoff: backoff,
+                                shutdownTimeout: configuration.shutdownTimeout),
                             mailbox: mailbox, configuration: configuration, logger: logger, deliveries: deliveries)
                         driver.main()
                         mailbox.finish()
@@ -87,9 +95,11 @@ final class ConnectionDriver<Role: ConnectionRole> {
                 }
             } onCancel: {
                 mailbox.requestShutdown()
+                mailbox.armShutdownDeadline(configuration.shutdownTimeout)
             }
         } onGracefulShutdown: {
             mailbox.requestShutdown()
+            mailbox.armShutdownDeadline(configuration.shutdownTimeout)
         }
     }
 
@@ -121,6 +131,7 @@ final class ConnectionDriver<Role: ConnectionRole> {
         }
         if shutdownRequested && !shutdownReported && !finished {
             shutdownReported = true
+            shutdownDeadline = .now + configuration.shutdownTimeout
             perform(machine.shutdownAsked())
         }
     }
@@ -200,8 +211,7 @@ final class ConnectionDriver<Role: ConnectionRole> {
         case .backOff(let delay):
             backoffDeadline = .now + delay
         case .abandonConnection(let error, let reconnecting):
-            connection?.abandon()
-            connection = nil
+            dropConnection()
             logger.warning(
                 "AMQP connection to \(configuration.redactedURL) lost: \(error)\(reconnecting ? "; reconnecting" : "")")
         case .replyCloseOk(let isConnection):
@@ -209,11 +219,36 @@ final class ConnectionDriver<Role: ConnectionRole> {
         case .startDrainTimer(let timeout):
             drainDeadline = .now + timeout
         case .closeConnection:
-            connection?.close()
-            connection = nil
+            if machine.isBlocked {
+                // The broker reads nothing from a blocked connection, so it would never answer `connection.close`.
+                dropConnection()
+                logger.info("AMQP connection to \(configuration.redactedURL) dropped: the broker blocks it")
+            } else {
+                let now = ContinuousClock.now
+                let remaining = (shutdownDeadline ?? now + configuration.shutdownTimeout / 2) - now
+                connection?.sendClose(timeout: max(remaining, .milliseconds(100)))
+                dropConnection()
+                logger.info("AMQP connection to \(configuration.redactedURL) closed")
+            }
             closedPolitely = true
-            logger.info("AMQP connection to \(configuration.redactedURL) closed")
+        case .reportBlocked(let reason):
+            mailbox.setBlocked(true)
+            blockedGauge.record(1)
+            BrokerFlowControl.connectionBlocked()
+            logger.warning(
+                "AMQP broker blocked this connection (connection.blocked): nothing is published until it unblocks it",
+                metadata: ["amqp.blocked_reason": "\(reason)"])
+        case .reportUnblocked(let cause):
+            mailbox.setBlocked(false)
+            blockedGauge.record(0)
+            BrokerFlowControl.connectionUnblocked()
+            logger.notice("AMQP connection no longer blocked: \(cause)")
         case .finish:
+            if mailbox.isBlocked {
+                mailbox.setBlocked(false)
+                blockedGauge.record(0)
+                BrokerFlowControl.connectionUnblocked()
+            }
             finished = true
             backoffDeadline = nil
             drainDeadline = nil
@@ -228,7 +263,16 @@ final class ConnectionDriver<Role: ConnectionRole> {
             }
             return .next(machine.queuesDeclared(requestID: requestID))
         case .completeDeclaration(let requestID), .completePublish(let requestID):
-            mailbox.answer(requestID, with: .success(()))
+            mailbox.answer(requestID, with: .success(0))
+        case .countMessages(let requestID, let queue):
+            let ready: Int
+            do throws(MessagingError) {
+                ready = try openConnection.declareQueue(queue)
+            } catch {
+                mailbox.answer(requestID, with: .failure(error))
+                return .connectionFailed(machine.connectionLost(error))
+            }
+            mailbox.answer(requestID, with: .success(ready))
         case .failDeclaration(let requestID, let error), .failPublish(let requestID, let error):
             mailbox.answer(requestID, with: .failure(error))
         case .cancelPublish(let requestID):
@@ -271,12 +315,20 @@ final class ConnectionDriver<Role: ConnectionRole> {
                 }
             }
             connection = opened
+            mailbox.registerSocket(opened.socketDescriptor)
             pollInterval =
                 opened.heartbeatSeconds > 0 ? .milliseconds(Int(opened.heartbeatSeconds) * 500) : .seconds(30)
             return machine.connected(consumerTag: consumerTag)
         } catch {
             return machine.connectFailed(error)
         }
+    }
+
+    /// Closes the socket and frees the connection, out of reach of the shutdown deadline's cut.
+    private func dropConnection() {
+        guard let dropped = connection else { return }
+        connection = nil
+        mailbox.unregisterSocket { dropped.abandon() }
     }
 
     /// Performs a call on the open connection whose only outcome that matters is failure.

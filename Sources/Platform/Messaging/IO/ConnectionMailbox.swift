@@ -29,7 +29,7 @@ final class ConnectionMailbox<RoleCommand: Sendable>: Sendable {
         var nextRequestID: UInt64 = 0
         var entries = FIFO<Entry>()
         /// Callers waiting for an answer, by request id.
-        var waiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
+        var waiters: [UInt64: CheckedContinuation<Int, any Error>] = [:]
 
         /// Returns whether the caller must write to the wake-up pipe (no wake-up is outstanding yet).
         mutating func markWakePending() -> Bool {
@@ -40,6 +40,12 @@ final class ConnectionMailbox<RoleCommand: Sendable>: Sendable {
 
     private let state = Mutex(State())
     private let connected = Atomic<Bool>(false)
+    private let blocked = Atomic<Bool>(false)
+    /// The open connection's socket, so that a deadline can cut a call that blocks on it. The thread clears it
+    /// (under this lock) before it closes the descriptor, so a cut never reaches a descriptor number reused since.
+    private let socket = Mutex<Int32?>(nil)
+    /// Whether the shutdown deadline has been armed.
+    private let deadlineArmed = Atomic<Bool>(false)
     /// Written by callers so that the thread's `poll()` returns.
     let wakeup = Wakeup()
 
@@ -47,6 +53,26 @@ final class ConnectionMailbox<RoleCommand: Sendable>: Sendable {
 
     /// Whether the connection is up and serving, as the thread last reported.
     var isConnected: Bool { connected.load(ordering: .acquiring) }
+
+    /// Whether the broker blocks the connection (`connection.blocked`), as the thread last reported.
+    var isBlocked: Bool { blocked.load(ordering: .acquiring) }
+
+    /// Once, at the first shutdown request: after `timeout`, shuts the socket down if the thread still has one, so
+    /// that a call blocked on it (a send the broker does not read, a handshake it does not answer) fails and the
+    /// thread can finish.
+    func armShutdownDeadline(_ timeout: Duration) {
+        guard !deadlineArmed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        Task.detached { [self] in
+            try? await Task.sleep(for: timeout)
+            cutSocket()
+        }
+    }
+
+    private func cutSocket() {
+        socket.withLock { descriptor in
+            if let descriptor { _ = shutdown(descriptor, Int32(SHUT_RDWR)) }
+        }
+    }
 
     /// Records that `run()` started; returns false if it had started before.
     func markStarted() -> Bool {
@@ -56,19 +82,21 @@ final class ConnectionMailbox<RoleCommand: Sendable>: Sendable {
         }
     }
 
-    /// Leaves the command made by `command` (given the request id) and waits for the thread's answer. Throws
-    /// `MessagingError.closed` with `closedDetail` once shutdown was requested. If `cancellable`, cancelling the
-    /// calling task withdraws the request while the thread has not started it.
+    /// Leaves the command made by `command` (given the request id) and waits for the thread's answer (a number for
+    /// requests that ask for one, such as a message count; else 0). Throws `MessagingError.closed` with
+    /// `closedDetail` once shutdown was requested. If `cancellable`, cancelling the calling task withdraws the request
+    /// while the thread has not started it.
+    @discardableResult
     func request(
         cancellable: Bool, closedDetail: String, _ command: (UInt64) -> ConnectionCommand<RoleCommand>
-    ) async throws {
+    ) async throws -> Int {
         let id = state.withLock { state in
             state.nextRequestID += 1
             return state.nextRequestID
         }
         let entry = Entry(command: command(id), requestID: id, closedDetail: closedDetail)
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
                 let wake: Bool? = state.withLock { state in
                     guard !state.shutdownRequested else { return nil }
                     state.waiters[id] = continuation
@@ -117,7 +145,7 @@ final class ConnectionMailbox<RoleCommand: Sendable>: Sendable {
     /// Withdraws request `id`: at once if the thread has not taken it, else through the state machine, which
     /// withdraws it only if it has not started.
     private func cancel(_ id: UInt64) {
-        let (withdrawn, wake): (CheckedContinuation<Void, any Error>?, Bool) = state.withLock { state in
+        let (withdrawn, wake): (CheckedContinuation<Int, any Error>?, Bool) = state.withLock { state in
             if state.entries.remove(where: { $0.requestID == id }) != nil {
                 return (state.waiters.removeValue(forKey: id), false)
             }
@@ -140,7 +168,7 @@ final class ConnectionMailbox<RoleCommand: Sendable>: Sendable {
     }
 
     /// Answers request `id` (once; later answers are ignored).
-    func answer(_ id: UInt64, with result: Result<Void, any Error>) {
+    func answer(_ id: UInt64, with result: Result<Int, any Error>) {
         let continuation = state.withLock { $0.waiters.removeValue(forKey: id) }
         continuation?.resume(with: result)
     }
@@ -148,6 +176,24 @@ final class ConnectionMailbox<RoleCommand: Sendable>: Sendable {
     /// Publishes whether the connection is up and serving.
     func setConnected(_ isConnected: Bool) {
         connected.store(isConnected, ordering: .releasing)
+    }
+
+    /// Publishes whether the broker blocks the connection.
+    func setBlocked(_ isBlocked: Bool) {
+        blocked.store(isBlocked, ordering: .releasing)
+    }
+
+    /// Records the socket of a new connection.
+    func registerSocket(_ descriptor: Int32) {
+        socket.withLock { $0 = descriptor }
+    }
+
+    /// Runs `close` (which closes the socket) with the socket unregistered, so no deadline cuts it meanwhile.
+    func unregisterSocket(while close: () -> Void) {
+        socket.withLock { descriptor in
+            descriptor = nil
+            close()
+        }
     }
 
     /// The thread is done: refuses further commands and fails any caller still waiting (none, if the state machine

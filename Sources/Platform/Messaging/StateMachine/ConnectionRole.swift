@@ -37,13 +37,17 @@ protocol ConnectionRole: Sendable {
     /// The ``ConnectionAction/sendPublish(_:)`` asked for last could not be encoded; nothing was sent.
     mutating func publishRefused(_ error: MessagingError) -> [ConnectionAction]
 
+    /// The broker stopped (`blocked` true: `connection.blocked`, a memory or disk alarm) or resumed
+    /// (`connection.unblocked`) reading what this connection publishes.
+    mutating func flowControl(blocked: Bool) -> [ConnectionAction]
+
     /// The connection is gone; whatever depended on it fails or is forgotten.
     mutating func channelLost(_ error: MessagingError) -> [ConnectionAction]
 
     /// Shutdown was asked: take no new work; finish what can be finished (see ``isDrained``).
     mutating func shutdownAsked() -> [ConnectionAction]
 
-    /// A shutting-down connection waited ``ConnectionStateMachine/drainTimeout`` and is closing anyway.
+    /// A shutting-down connection waited its drain timeout (half its shutdown timeout) and is closing anyway.
     mutating func drainTimedOut() -> [ConnectionAction]
 
     /// The role's last event: fail what is left and end what callers read.
@@ -70,6 +74,9 @@ enum ConnectionCommand<RoleCommand: Sendable>: Sendable {
     case declare(requestID: UInt64, queues: [String])
     /// The caller of request `requestID` stopped waiting.
     case cancel(requestID: UInt64)
+    /// Declare `queue` (durable, no arguments) on the live connection and answer request `requestID` with the number
+    /// of messages ready in it.
+    case count(requestID: UInt64, queue: String)
 }
 
 /// Settlement of a consumed message.
@@ -97,6 +104,10 @@ enum IncomingFrame: Sendable {
     case cancelOk
     /// `channel.close` or `connection.close` from the broker.
     case close(BrokerClose)
+    /// `connection.blocked`: the broker stops reading what we publish (a memory or disk alarm), for `reason`.
+    case blocked(reason: String)
+    /// `connection.unblocked`: the alarm is over.
+    case unblocked
     /// Anything else, described for a debug log.
     case other(String)
 }
@@ -127,6 +138,10 @@ enum ConnectionAction: Sendable {
     case finish
     /// A log line that belongs to a decision of the machine.
     case log(Logger.Level, String)
+    /// Log and publish (gauge `amqp_blocked`, ``Publisher/isBlocked``) that the broker blocked the connection.
+    case reportBlocked(reason: String)
+    /// Log and publish that the connection is no longer blocked, because of `cause`.
+    case reportUnblocked(cause: String)
 
     // MARK: Declarations
 
@@ -137,6 +152,9 @@ enum ConnectionAction: Sendable {
     case completeDeclaration(requestID: UInt64)
     /// Fail the caller of ``Publisher/declare(_:)`` request `requestID`.
     case failDeclaration(requestID: UInt64, MessagingError)
+    /// `queue.declare` of `queue` (an RPC); answer request `requestID` with the messages ready in it, or fail it and
+    /// report ``ConnectionStateMachine/connectionLost(_:)``.
+    case countMessages(requestID: UInt64, queue: String)
 
     // MARK: Publishing
 
@@ -166,7 +184,7 @@ enum ConnectionAction: Sendable {
     /// Whether the action talks to the connection, so that it means nothing once the connection has failed.
     var needsConnection: Bool {
         switch self {
-        case .declare, .sendPublish, .ack, .reject, .cancelConsumer, .replyCloseOk: true
+        case .declare, .countMessages, .sendPublish, .ack, .reject, .cancelConsumer, .replyCloseOk: true
         default: false
         }
     }

@@ -22,7 +22,8 @@ import Logging
 ///
 /// Growing it: several broker URLs tried in turn would be a node index in `connecting`/`backingOff`; quorum queues a
 /// richer ``SetupStep/declare(queue:)``; a 406 on declare a case of ``declarationFailed(requestID:_:)``;
-/// `connection.blocked` a frame that pauses the publisher's sends.
+/// `connection.blocked` (a broker alarm) is reported once per change, and the role decides what it means (the
+/// publisher stops sending until `connection.unblocked`).
 struct ConnectionStateMachine<Role: ConnectionRole> {
     enum State {
         /// `run()` has not started the thread yet.
@@ -39,10 +40,13 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
         case closed
     }
 
-    /// How long a shutting-down connection waits for outstanding confirms or the consumer's `cancel-ok`.
-    static var drainTimeout: Duration { .seconds(5) }
+    /// How long a shutting-down connection waits for outstanding confirms or the consumer's `cancel-ok`: half of its
+    /// shutdown timeout, so that the close handshake fits in the other half.
+    let drainTimeout: Duration
 
     private(set) var state = State.idle
+    /// The broker sent `connection.blocked` on the current connection and no `connection.unblocked` since.
+    private(set) var isBlocked = false
     private var role: Role
     /// Queues declared on every connect: those given at creation, then those added by declare requests.
     private var queues: [String]
@@ -58,9 +62,11 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
     /// Creates a machine for `role` that declares `queues` on every connect and waits between attempts as `backoff`
     /// says; `jitter` gives the random factor of each delay (see ``Backoff/delay(attempt:jitter:)``).
     init(
-        role: Role, declaring queues: [String], backoff: Backoff, jitter: @escaping () -> Double = Backoff.randomJitter
+        role: Role, declaring queues: [String], backoff: Backoff, shutdownTimeout: Duration = .seconds(10),
+        jitter: @escaping () -> Double = Backoff.randomJitter
     ) {
         self.role = role
+        drainTimeout = shutdownTimeout / 2
         var unique: [String] = []
         for queue in queues where !unique.contains(queue) { unique.append(queue) }
         self.queues = unique
@@ -133,11 +139,12 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
         switch state {
         case .connected:
             state = .backingOff(failedAttempts: 0)
-            return [.abandonConnection(error, reconnecting: true)] + failDeclarationsInFlight(error)
-                + role.channelLost(error) + [.backOff(backoff.delay(attempt: 0, jitter: jitter()))]
+            return [.abandonConnection(error, reconnecting: true)] + unblock("the connection was lost")
+                + failDeclarationsInFlight(error) + role.channelLost(error)
+                + [.backOff(backoff.delay(attempt: 0, jitter: jitter()))]
         case .closing:
-            return [.abandonConnection(error, reconnecting: false)] + failDeclarationsInFlight(error)
-                + role.channelLost(error) + stop(closing: false)
+            return [.abandonConnection(error, reconnecting: false)] + unblock("the connection was lost")
+                + failDeclarationsInFlight(error) + role.channelLost(error) + stop(closing: false)
         case .closed:
             return []
         case .idle, .connecting, .backingOff:
@@ -160,6 +167,11 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
             return afterRoleEvent(role.commandReceived(command))
         case .cancel(let requestID):
             return afterRoleEvent(role.cancelAsked(requestID: requestID))
+        case .count(let requestID, let queue):
+            guard case .connected = state else {
+                return [.failDeclaration(requestID: requestID, MessagingError(.notConnected, "not connected"))]
+            }
+            return [.countMessages(requestID: requestID, queue: queue)]
         case .declare(let requestID, let queues):
             for queue in queues where !self.queues.contains(queue) { self.queues.append(queue) }
             switch state {
@@ -193,6 +205,13 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
             ] + connectionLost(MessagingError(.brokerClosed, close.description))
         case .other(let description):
             return [.log(.debug, "ignoring \(description)")]
+        case .blocked(let reason):
+            guard !isBlocked else { return [] }
+            isBlocked = true
+            return [.reportBlocked(reason: reason)] + afterRoleEvent(role.flowControl(blocked: true))
+        case .unblocked:
+            guard isBlocked else { return [] }
+            return unblock("the broker lifted its alarm") + afterRoleEvent(role.flowControl(blocked: false))
         default:
             do {
                 return afterRoleEvent(try role.frameRead(frame))
@@ -244,7 +263,7 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
             state = .closing(generation: generation)
             let actions = failAllDeclarations(Self.shuttingDown) + role.shutdownAsked()
             if role.isDrained { return actions + stop(closing: true) }
-            return actions + [.startDrainTimer(Self.drainTimeout)]
+            return actions + [.startDrainTimer(drainTimeout)]
         case .connecting, .closing, .closed:
             preconditionFailure("shutdownAsked in state \(state)")
         }
@@ -264,6 +283,13 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
     private mutating func afterRoleEvent(_ actions: [ConnectionAction]) -> [ConnectionAction] {
         guard case .closing = state, role.isDrained else { return actions }
         return actions + stop(closing: true)
+    }
+
+    /// Reports the end of a block, if the connection was blocked.
+    private mutating func unblock(_ cause: String) -> [ConnectionAction] {
+        guard isBlocked else { return [] }
+        isBlocked = false
+        return [.reportUnblocked(cause: cause)]
     }
 
     private mutating func stop(closing: Bool) -> [ConnectionAction] {

@@ -89,7 +89,7 @@ struct ConsumerStateMachine: ConnectionRole {
             throw MessagingError(.protocolError, "a publisher confirm or return on a consumer connection")
         case (.deliver, _), (.cancelOk, _):
             throw MessagingError(.protocolError, "\(frame) while the consumer is \(channel)")
-        case (.close, _), (.other, _):
+        case (.close, _), (.other, _), (.blocked, _), (.unblocked, _):
             preconditionFailure("\(frame) is handled by the connection")
         }
     }
@@ -114,9 +114,10 @@ struct ConsumerStateMachine: ConnectionRole {
     }
 
     mutating func drainTimedOut() -> [ConnectionAction] {
-        let timeout = ConnectionStateMachine<Self>.drainTimeout
-        return [.log(.warning, "AMQP consumer did not cancel cleanly: no basic.cancel-ok within \(timeout)")]
+        [.log(.warning, "AMQP consumer did not cancel cleanly: no basic.cancel-ok in time")]
     }
+
+    mutating func flowControl(blocked: Bool) -> [ConnectionAction] { [] }
 
     mutating func stop() -> [ConnectionAction] {
         channel = .closed

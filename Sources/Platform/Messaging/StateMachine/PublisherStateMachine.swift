@@ -8,8 +8,10 @@ import Logging
 /// waiting ones for the next connection. On shutdown no new call starts, the one being sent is finished, and the
 /// connection closes once every confirm arrived (or the drain timer fires).
 ///
-/// A message whose properties AMQP cannot carry (short strings over 255 bytes, headers over the frame size) would be
-/// refused in ``commandReceived(_:)``, before anything goes on the wire.
+/// A call with a message that AMQP cannot carry (``AMQPLimits``: short strings over 255 bytes, properties over the
+/// frame size) is refused in ``commandReceived(_:)`` with `.unencodable`, before any of its messages goes on the wire;
+/// other calls are not affected. While the broker blocks the connection (`connection.blocked`) nothing is sent, so
+/// the connection thread never sits in a send the broker does not read; sending resumes on `connection.unblocked`.
 struct PublisherStateMachine: ConnectionRole {
     /// What publishing callers ask.
     enum Command: Sendable {
@@ -38,6 +40,8 @@ struct PublisherStateMachine: ConnectionRole {
     private var channelOpen = false
     /// Shutdown was asked: no new call starts.
     private var stopping = false
+    /// The broker blocked the connection: nothing is sent until it unblocks it.
+    private var blocked = false
 
     init(confirmWindow: Int) {
         precondition(confirmWindow > 0, "the confirm window holds at least one message")
@@ -58,6 +62,11 @@ struct PublisherStateMachine: ConnectionRole {
         case .publish(let requestID, let messages):
             precondition(!messages.isEmpty, "a publish call has at least one message")
             guard !stopping else { return [.failPublish(requestID: requestID, Self.shuttingDown)] }
+            for (index, message) in messages.enumerated() {
+                guard var error = message.unencodableError(frameMax: AMQPLimits.frameMax) else { continue }
+                if messages.count > 1 { error.detail = "message \(index + 1) of \(messages.count): \(error.detail)" }
+                return [.failPublish(requestID: requestID, error)]
+            }
             waiting.append(Call(requestID: requestID, messages: messages))
             return sendNext()
         }
@@ -105,13 +114,19 @@ struct PublisherStateMachine: ConnectionRole {
             throw MessagingError(.protocolError, "basic.deliver on a publisher connection")
         case .cancelledByBroker, .cancelOk:
             throw MessagingError(.protocolError, "basic.cancel on a publisher connection")
-        case .close, .other:
+        case .close, .other, .blocked, .unblocked:
             preconditionFailure("\(frame) is handled by the connection")
         }
     }
 
+    mutating func flowControl(blocked: Bool) -> [ConnectionAction] {
+        self.blocked = blocked
+        return sendNext()
+    }
+
     mutating func channelLost(_ error: MessagingError) -> [ConnectionAction] {
         channelOpen = false
+        blocked = false
         return failStarted(MessagingError(.connectionLost, "connection lost: \(error)"))
     }
 
@@ -135,7 +150,7 @@ struct PublisherStateMachine: ConnectionRole {
 
     /// The next message to send, if the channel is open, no send is outstanding and the window has room.
     private mutating func sendNext() -> [ConnectionAction] {
-        guard channelOpen, !sendOutstanding, confirms.count < confirmWindow else { return [] }
+        guard channelOpen, !blocked, !sendOutstanding, confirms.count < confirmWindow else { return [] }
         if sending == nil {
             guard !stopping, let next = waiting.popFirst() else { return [] }
             sending = next

@@ -1,5 +1,6 @@
 public import ArgumentParser
 public import Foundation
+public import HTTPServer
 public import Logging
 public import Messaging
 
@@ -7,6 +8,11 @@ public import Messaging
 public struct CommonOptions: ParsableArguments, Sendable {
     @Option(name: .long, help: "HTTP port; 0 picks a free one (env HTTP_PORT).")
     public var port: String?
+
+    @Option(
+        name: .long,
+        help: "Address the HTTP listener binds, e.g. 0.0.0.0 for every interface (env HTTP_HOST; default 0.0.0.0 for user-service, 127.0.0.1 for the consumers' admin ports).")
+    public var host: String?
 
     @Option(name: .customLong("rabbitmq-url"), help: "amqp://user:pass@host:port/vhost (env RABBITMQ_URL).")
     public var rabbitmqURL: String?
@@ -40,12 +46,16 @@ public struct CommonOptions: ParsableArguments, Sendable {
 
     public init() {}
 
-    /// The resolved settings, or the first invalid one.
+    /// The resolved settings, or the first invalid one. `defaultHost` is the service's exposure when `HTTP_HOST` is
+    /// not set: `0.0.0.0` for a public API, `127.0.0.1` (the default) for an admin port.
     public func resolve(
-        defaultPort: Int, environment: [String: String] = ProcessInfo.processInfo.environment
+        defaultPort: Int, defaultHost: String = Setting.loopback,
+        environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> CommonSettings {
         let port = try Setting.port(
             Setting.value(port, env: "HTTP_PORT", in: environment), setting: "HTTP_PORT", default: defaultPort)
+        let host = try Setting.host(
+            Setting.value(host, env: "HTTP_HOST", in: environment), setting: "HTTP_HOST", default: defaultHost)
         let broker = try Setting.broker(
             Setting.value(rabbitmqURL, env: "RABBITMQ_URL", in: environment),
             heartbeat: Setting.value(heartbeat, env: "AMQP_HEARTBEAT", in: environment),
@@ -56,12 +66,17 @@ public struct CommonOptions: ParsableArguments, Sendable {
         let grace = try Setting.positiveInteger(
             Setting.value(shutdownGrace, env: "SHUTDOWN_GRACE_SECONDS", in: environment),
             setting: "SHUTDOWN_GRACE_SECONDS", default: 10)
-        return CommonSettings(port: port, broker: broker, logLevel: level, gracePeriod: .seconds(grace))
+        var connections = broker
+        connections.shutdownTimeout = ServiceRunner.connectionShutdownTimeout(gracePeriod: .seconds(grace))
+        return CommonSettings(
+            host: host, port: port, broker: connections, logLevel: level, gracePeriod: .seconds(grace))
     }
 }
 
 /// The settings every service resolves from `CommonOptions`.
 public struct CommonSettings: Sendable {
+    /// The address the HTTP listener binds.
+    public var host: String
     /// The HTTP port.
     public var port: Int
     /// The broker.
@@ -70,4 +85,7 @@ public struct CommonSettings: Sendable {
     public var logLevel: Logger.Level
     /// How long a graceful shutdown may take.
     public var gracePeriod: Duration
+
+    /// The HTTP listener's configuration: `host` and `port`, the server's default limits.
+    public var http: HTTPServerConfiguration { HTTPServerConfiguration(host: host, port: port) }
 }

@@ -30,6 +30,30 @@ public enum Setting {
         return nil
     }
 
+    /// The address an admin listener binds unless told otherwise: this machine only.
+    public static let loopback = "127.0.0.1"
+    /// The address a public listener binds unless told otherwise: every IPv4 interface.
+    public static let everyInterface = "0.0.0.0"
+
+    /// An address to bind: an IPv4 or IPv6 literal, or a host name (letters, digits, `-` and `.`).
+    public static func host(_ text: String?, setting: String, default defaultHost: String) throws -> String {
+        guard let text else { return defaultHost }
+        var ipv4 = in_addr()
+        var ipv6 = in6_addr()
+        if inet_pton(AF_INET, text, &ipv4) == 1 || inet_pton(AF_INET6, text, &ipv6) == 1 { return text }
+        let labels = text.split(separator: ".", omittingEmptySubsequences: false)
+        let isHostName =
+            text.utf8.count <= 253
+            && labels.allSatisfy { label in
+                !label.isEmpty && label.utf8.count <= 63 && !label.hasPrefix("-") && !label.hasSuffix("-")
+                    && label.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-") }
+            }
+        guard isHostName else {
+            throw ConfigurationError(setting: setting, problem: "'\(text)' is not an IP address or a host name")
+        }
+        return text
+    }
+
     /// A TCP port (0 picks a free one).
     public static func port(_ text: String?, setting: String, default defaultPort: Int) throws -> Int {
         guard let text else { return defaultPort }

@@ -1,4 +1,5 @@
 public import HTTPServer
+import Messaging
 import NIOHTTP1
 
 /// What `/readyz` reports: each dependency's state, and numbers worth watching.
@@ -20,10 +21,14 @@ public struct Readiness: Sendable {
 
 extension Router {
     /// Adds `GET /healthz` (the process is alive) and `GET /readyz` (200 when ready, else 503, with the details).
+    /// `/readyz` also shows `broker_blocked`: how many of the process's broker connections the broker blocks (a
+    /// memory or disk alarm). A blocked broker does not make the service unready: its work waits (in the outbox, in
+    /// the queues) and flows again when the alarm clears.
     public mutating func addHealthRoutes(readiness: @escaping @Sendable () async -> Readiness) {
         add(.GET, "/healthz") { _ in .json(["status": "ok"]) }
         add(.GET, "/readyz") { _ in
-            let report = await readiness()
+            var report = await readiness()
+            report.gauges["broker_blocked"] = BrokerFlowControl.blockedConnections
             return .json(ReadinessBody(report), status: report.isReady ? .ok : .serviceUnavailable)
         }
     }

@@ -37,8 +37,8 @@ extension HTTPServerConfiguration {
 
 /// `http_requests_total{method,route,status}` and `http_request_duration_seconds{method,route}`.
 ///
-/// `route` is the matched pattern (`/users/{id}`) or `unmatched`, never the path, so the label sets stay bounded:
-/// one series per route, method and status actually answered.
+/// `route` is the matched pattern (`/users/{id}`) or `unmatched`, never the path, and `method` a standard method or
+/// `other`, so the label sets stay bounded: one series per route, method and status actually answered.
 public final class HTTPMetrics: Sendable {
     private let requests = MetricFamily(counter: "http_requests_total", varying: ["method", "route", "status"])
     private let durations = MetricFamily(timer: "http_request_duration_seconds", varying: ["method", "route"])
@@ -46,9 +46,15 @@ public final class HTTPMetrics: Sendable {
     /// Creates the recorder; its series are made with the factory current now.
     public init() {}
 
-    /// Records one answered request.
+    /// Records one answered request. A method outside HTTP's standard ones is counted as `other`: the client
+    /// chooses it, and a label must neither grow without bound nor carry the client's text.
     public func record(method: HTTPMethod, route: String, status: HTTPResponseStatus, duration: Duration) {
-        requests.labelled(method.rawValue, route, "\(status.code)").increment()
-        durations.labelled(method.rawValue, route).record(duration: duration)
+        let method = Self.standardMethods.contains(method.rawValue) ? method.rawValue : "other"
+        requests.labelled(method, route, "\(status.code)").increment()
+        durations.labelled(method, route).record(duration: duration)
     }
+
+    private static let standardMethods: Set<String> = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+    ]
 }

@@ -15,16 +15,24 @@ public enum ServiceRunner {
         }
     }
 
+    /// How long each broker connection may take to stop (`BrokerConfiguration.shutdownTimeout`) within a grace
+    /// period: a quarter of it, which ``run(_:gracePeriod:logger:)`` keeps free at the end.
+    public static func connectionShutdownTimeout(gracePeriod: Duration) -> Duration {
+        gracePeriod / 4
+    }
+
     /// Runs `services` until SIGTERM or SIGINT, then shuts them down gracefully, stage by stage in the order
-    /// ``ServiceStages`` describes. Whatever has not finished after `gracePeriod` is cancelled. A second signal exits
-    /// at once (status 130), for an operator who will not wait.
+    /// ``ServiceStages`` describes. Whatever has not finished by 70% of `gracePeriod` is cancelled, so that broker
+    /// connections, which stop within ``connectionShutdownTimeout(gracePeriod:)`` once cancelled (confirms, close
+    /// handshake, and a cut socket if the broker does not read), are closed before `gracePeriod` is over. A second
+    /// signal exits at once (status 130), for an operator who will not wait.
     public static func run(
         _ services: ServiceStages, gracePeriod: Duration = .seconds(10), logger: Logger
     ) async throws {
         var configuration = ServiceGroupConfiguration(
             services: services.inStartOrder.map { .init(service: $0) }, gracefulShutdownSignals: [],
             cancellationSignals: [], logger: logger)
-        configuration.maximumGracefulShutdownDuration = gracePeriod
+        configuration.maximumGracefulShutdownDuration = gracePeriod * 0.7
         let group = ServiceGroup(configuration: configuration)
         let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let watcher = Task {
@@ -55,9 +63,10 @@ public enum ServiceRunner {
     /// into the service's configuration, throwing `ConfigurationError` for a bad setting; then logging and metrics
     /// start, `assemble` builds the services (an error there, such as a database that cannot be opened, is
     /// reported against `assemblySetting`), and they run until SIGTERM or SIGINT. A configuration error ends the
-    /// process with one line and status 78.
+    /// process with one line and status 78. `defaultHost` is where the HTTP listener binds without `HTTP_HOST`:
+    /// loopback unless the service's HTTP API is meant for other machines.
     public static func serve<Configuration>(
-        _ label: String, options: CommonOptions, defaultPort: Int,
+        _ label: String, options: CommonOptions, defaultPort: Int, defaultHost: String = Setting.loopback,
         configure: (CommonSettings, [String: String]) throws -> Configuration,
         describe: (Configuration) -> Logger.Metadata,
         assemblySetting: String,
@@ -67,7 +76,7 @@ public enum ServiceRunner {
         let settings: CommonSettings
         let configuration: Configuration
         do {
-            settings = try options.resolve(defaultPort: defaultPort, environment: environment)
+            settings = try options.resolve(defaultPort: defaultPort, defaultHost: defaultHost, environment: environment)
             configuration = try configure(settings, environment)
         } catch let error as ConfigurationError {
             exit(configurationError: error)
