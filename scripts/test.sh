@@ -22,9 +22,18 @@ trap cleanup EXIT INT TERM
 echo "building..."
 swift build --build-tests "$@"
 
+# Unit tests first, on their own: several are CPU-heavy (fuzzing, a thousand sockets) and would otherwise compete
+# with the timing of the integration tests on a small machine. They reach no broker (UNIT_TESTS_ONLY=1).
+unit=$(scripts/unit-test-filter.sh)
+echo "unit tests: $unit"
+# The fuzz tests run alone: their loops keep cooperative threads busy for seconds at a time.
+UNIT_TESTS_ONLY=1 swift test --skip-build --filter '^FuzzTests[./]' "$@"
+UNIT_TESTS_ONLY=1 swift test --skip-build --filter "$unit" --skip '^FuzzTests[./]' "$@"
+
 echo "starting a private RabbitMQ node..."
 RABBITMQ_TEST_URL=$(scripts/rabbitmq-node.sh start "$node_dir")
 export RABBITMQ_TEST_URL RABBITMQ_TEST_NODE_DIR="$node_dir"
 echo "broker: $RABBITMQ_TEST_URL"
 
-swift test --skip-build "$@"
+echo "integration tests..."
+swift test --skip-build --skip "$unit" "$@"

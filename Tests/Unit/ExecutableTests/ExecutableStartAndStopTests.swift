@@ -30,6 +30,8 @@ struct ExecutableStartAndStopTests {
             "user-service", arguments: ["--port", "\(port)"],
             environment: [
                 "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:\(silent.port)/%2f", "USER_DB_URL": "\(directory)/u.sqlite",
+                // A long grace period, so that the first shutdown is still waiting when the second signal comes.
+                "SHUTDOWN_GRACE_SECONDS": "120",
             ],
             logDirectory: directory)
         try service.start()

@@ -243,7 +243,7 @@ struct HTTPServerTests {
 
     @Test func idleConnectionIsClosed() async throws {
         let configuration = HTTPServerConfiguration(
-            host: "127.0.0.1", port: 0, headTimeout: .seconds(1), idleTimeout: .seconds(1))
+            host: "127.0.0.1", port: 0, headTimeout: .seconds(2), idleTimeout: .seconds(2))
         try await withServer(configuration, router: makeRouter()) { port in
             // A complete request resets the timer; then silence. On a machine so loaded that this task does not run
             // within the idle timeout after connecting, the server rightly closes first: try again, a few times.
@@ -285,13 +285,13 @@ struct HTTPServerTests {
     /// A kept-alive connection is not cut by the (short) head timeout while it is merely idle.
     @Test func keptAliveConnectionOutlivesTheHeadTimeout() async throws {
         let configuration = HTTPServerConfiguration(
-            host: "127.0.0.1", port: 0, headTimeout: .milliseconds(500), idleTimeout: .seconds(120))
+            host: "127.0.0.1", port: 0, headTimeout: .seconds(2), idleTimeout: .seconds(120))
         try await withServer(configuration, router: makeRouter()) { port in
             try await withConnection(port: port) { connection in
                 let first = try await connection.readResponseAfterSending("GET /echo/a HTTP/1.1\r\nHost: t\r\n\r\n")
                 #expect(first.body == "a")
                 // Checking that something does not happen needs a wait: several head timeouts long.
-                let closed = (try? await waitWithDeadline(connection.channel.closeFuture, seconds: 3)) != nil
+                let closed = (try? await waitWithDeadline(connection.channel.closeFuture, seconds: 5)) != nil
                 #expect(!closed)
                 let second = try await connection.readResponseAfterSending("GET /echo/b HTTP/1.1\r\nHost: t\r\n\r\n")
                 #expect(second.body == "b")
