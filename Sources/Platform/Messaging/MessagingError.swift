@@ -6,7 +6,7 @@ public struct MessagingError: Error, CustomStringConvertible, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: String, Sendable {
             case connectionLost, nacked, unroutable, notConnected, closed, protocolError, invalidConfiguration
-            case heartbeatTimeout, brokerClosed, tlsError, timeout
+            case heartbeatTimeout, brokerClosed, tlsError, timeout, queueConflict
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -33,6 +33,9 @@ public struct MessagingError: Error, CustomStringConvertible, Sendable {
         public static let tlsError = Code(.tlsError)
         /// A broker round trip did not answer in time.
         public static let timeout = Code(.timeout)
+        /// A queue exists with another type or other arguments than declared (`queue.declare` answered 406
+        /// PRECONDITION_FAILED). Retrying cannot help: a connection that meets it while setting up stops.
+        public static let queueConflict = Code(.queueConflict)
 
         /// The code's name, e.g. `connectionLost`.
         public var description: String { value.rawValue }

@@ -159,9 +159,22 @@ final class AMQPConnection {
 
     // MARK: - Synchronous methods (RPCs)
 
-    /// `queue.declare`: durable, not exclusive, not auto-delete, no arguments.
-    func declareQueue(_ name: String) throws(MessagingError) {
-        withScratch { _ = amqp_queue_declare(state, Self.channel, scratchBytes(name), 0, 1, 0, 0, emptyTable) }
+    /// `queue.declare`: durable, not exclusive, not auto-delete; no arguments for a classic queue (as the original
+    /// system declared them), `x-queue-type: quorum` for a quorum queue. A 406 (the queue exists with another type or
+    /// other arguments) throws `.queueConflict` with a sentence that says what to do.
+    func declareQueue(_ name: String, type: QueueType) throws(MessagingError) {
+        withScratch {
+            let arguments = type == .classic ? emptyTable : scratchTable([("x-queue-type", .string(type.rawValue))])
+            _ = amqp_queue_declare(state, Self.channel, scratchBytes(name), 0, 1, 0, 0, arguments)
+        }
+        let reply = amqp_get_rpc_reply(state)
+        if reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION, reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD {
+            let close = BrokerClose(method: reply.reply)
+            if close.replyCode == 406 {
+                replyCloseOk(isConnection: false)
+                throw QueueConflict(queue: name, declared: type, brokerText: close.replyText).error
+            }
+        }
         try checkReply("declaring queue '\(name)'")
     }
 
