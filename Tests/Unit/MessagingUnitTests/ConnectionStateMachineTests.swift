@@ -214,11 +214,18 @@ struct PublisherStateMachineTests {
 
 /// Queue declarations: asked before or after connecting, declared again on every reconnect.
 struct DeclarationStateMachineTests {
-    @Test func aDeclarationAskedBeforeConnectingIsDoneByTheConnectsSetup() {
+    @Test func aDeclarationAskedBeforeConnectingIsDeclaredOnceConnectedAndThenOnEveryConnect() {
         var machine = publisherMachine(queues: ["q"])
         #expect(machine.commandReceived(.declare(requestID: 7, queues: ["x", "q"])).summary == [])
-        #expect(machine.start().summary == ["connect(declare q, declare x, selectConfirms)"])
-        #expect(machine.connected(consumerTag: nil).summary == ["reportConnected(1)", "completeDeclaration(7)"])
+        #expect(machine.commandReceived(.declare(requestID: 8, queues: ["q"])).summary == [])
+        #expect(machine.start().summary == ["connect(declare q, selectConfirms)"])
+        #expect(
+            machine.connected(consumerTag: nil).summary == [
+                "reportConnected(1)", "declare(7, x q)", "completeDeclaration(8)",
+            ])
+        #expect(machine.queuesDeclared(requestID: 7).summary == ["completeDeclaration(7)"])
+        _ = machine.connectionLost(lost)
+        #expect(machine.backoffElapsed().summary == ["connect(declare q, declare x, selectConfirms)"])
     }
 
     @Test func aDeclarationAskedWhileConnectedIsDeclaredNowAndOnEveryReconnect() {
@@ -516,6 +523,21 @@ struct QueueConflictStateMachineTests {
             machine.backoffElapsed().summary == ["connect(declare q, selectConfirms)"],
             "z is forgotten; q, declared at creation, stays")
         #expect(machine.connected(consumerTag: nil).summary == ["reportConnected(2, reconnect)"])
+    }
+
+    @Test func aConflictingDeclarationAskedWhileDisconnectedFailsAloneAfterConnecting() {
+        var machine = publisherMachine()
+        _ = machine.start()
+        _ = machine.connectFailed(refused)
+        _ = machine.commandReceived(.declare(requestID: 3, queues: ["z"]))
+        #expect(machine.backoffElapsed().summary == ["connect(declare q, selectConfirms)"])
+        #expect(machine.connected(consumerTag: nil).summary == ["reportConnected(1)", "declare(3, z)"])
+        #expect(
+            machine.declarationFailed(requestID: 3, conflict).summary == [
+                "failDeclaration(3, queueConflict)", "abandonConnection(queueConflict, reconnecting)",
+                "backOff(0.1 seconds)",
+            ])
+        #expect(machine.backoffElapsed().summary == ["connect(declare q, selectConfirms)"])
     }
 
     @Test func aDeclarationLostWithItsConnectionIsNotDeclaredOnReconnectEither() {

@@ -23,7 +23,8 @@ import Logging
 ///
 /// A queue that exists with another type (``MessagingError/Code/queueConflict``) cannot be fixed by retrying: met
 /// while setting up a connection, it stops the machine (``ConnectionAction/stopWithError(_:)``); met by a declaration
-/// asked at run time, it fails that declaration, whose queues are then no longer declared on reconnect.
+/// asked at run time (declared once connected, also when asked while disconnected), it fails that declaration,
+/// whose queues are then no longer declared on reconnect.
 ///
 /// Events that make no sense in the current state are programming errors and stop the process
 /// (`preconditionFailure`), as in swift-nio's state machines.
@@ -147,7 +148,10 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
     }
 
     private mutating func connect(node: Int, failedAttempts: Int) -> [ConnectionAction] {
-        let steps = queues.map { SetupStep.declare(queue: $0) } + role.setupSteps
+        // Queues that only declarations asked at run time want are declared once connected, as those requests: a
+        // refusal then fails the request, not the connection.
+        let requested = Set(waitingDeclarations.flatMap(\.added))
+        let steps = queues.filter { !requested.contains($0) }.map { SetupStep.declare(queue: $0) } + role.setupSteps
         state = .connecting(steps: steps, node: node, failedAttempts: failedAttempts)
         return [.connect(steps: steps, node: node)]
     }
