@@ -1,10 +1,14 @@
 # The two commands: `make run` runs the whole system, `make test` runs the whole suite.
 # `make test-unit` runs only the tests under Tests/Unit: no broker started, none needed.
 # `make bench` (ARGS="--help" lists its flags) measures it; results in bench-results/.
-.PHONY: run test test-unit bench build clean
+# `make run-cluster` runs it scaled out on this machine: a 3-node RabbitMQ cluster, quorum queues, two instances.
+.PHONY: run run-cluster test test-unit bench build clean
 
 run:
 	scripts/run.sh
+
+run-cluster:
+	scripts/run-cluster.sh
 
 test:
 	scripts/test.sh
