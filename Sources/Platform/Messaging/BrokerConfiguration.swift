@@ -81,9 +81,9 @@ public struct BrokerConfiguration: Sendable {
             do {
                 node = try BrokerConfiguration(nodeURL: part)
             } catch let error as MessagingError {
-                throw MessagingError(
-                    .invalidConfiguration,
-                    error.detail.replacingOccurrences(of: "invalid broker URL:", with: "invalid broker URL (\(label)):"))
+                let detail = error.detail.replacingOccurrences(
+                    of: "invalid broker URL:", with: "invalid broker URL (\(label)):")
+                throw MessagingError(.invalidConfiguration, detail)
             }
             guard var configuration = first else {
                 first = node
@@ -229,10 +229,12 @@ extension BrokerConfiguration: CustomStringConvertible, CustomReflectable {
         Mirror(
             self,
             children: [
-                "nodes": nodes.map { "\($0.host):\($0.port)" }, "user": user, "password": "***", "virtualHost": virtualHost,
+                "nodes": nodes.map { "\($0.host):\($0.port)" }, "user": user, "password": "***",
+                "virtualHost": virtualHost,
                 "useTLS": useTLS, "caCertificatePath": caCertificatePath as Any,
                 "clientCertificatePath": clientCertificatePath as Any, "clientKeyPath": clientKeyPath as Any,
-                "heartbeat": heartbeat, "connectionName": connectionName, "reconnectDelay": reconnectDelay, "queueType": queueType,
+                "heartbeat": heartbeat, "connectionName": connectionName, "reconnectDelay": reconnectDelay,
+                "queueType": queueType,
             ],
             displayStyle: .struct)
     }

@@ -31,11 +31,12 @@ struct ClusterTests {
     @Test func publisherAndConsumerCarryOnWhenTheirNodeStops() async throws {
         let cluster = try await TestCluster.shared()
         let queue = uniqueQueueName("failover")
+        // Their reconnects are logged (info), so that a failure shows where each connection went.
         let publisher = Publisher(
-            configuration: try clusterConfiguration(cluster, "pub-\(queue)"), declaring: [queue], logger: logger)
+            configuration: try clusterConfiguration(cluster, "pub-\(queue)"), declaring: [queue], logger: verbose)
         let consumer = Consumer(
             configuration: try clusterConfiguration(cluster, "con-\(queue)"), queue: queue, prefetch: 50,
-            logger: logger)
+            logger: verbose)
         let progress = Progress()
         let total = 600
 
@@ -52,9 +53,10 @@ struct ClusterTests {
                 group.addTask {
                     // One message at a time, at a steady pace, each retried until the broker confirms it.
                     for index in 0..<total {
+                        let message = OutboundMessage(queue: queue, body: Array("\(index)".utf8))
                         while true {
                             do {
-                                try await publisher.publish([OutboundMessage(queue: queue, body: Array("\(index)".utf8))])
+                                try await publisher.publish([message])
                                 break
                             } catch let error as MessagingError where error.code != .closed {
                                 try await Task.sleep(for: .milliseconds(20))
@@ -65,22 +67,34 @@ struct ClusterTests {
                     }
                 }
 
-                try await eventually(timeout: .seconds(30), "both connections on node 1, messages flowing") {
+                try await eventually(timeout: .seconds(60), "both connections on node 1, messages flowing") {
                     let publishing = try await cluster.connectionCount(named: "pub-\(queue)", onNode: 1)
                     let consuming = try await cluster.connectionCount(named: "con-\(queue)", onNode: 1)
                     return publishing == 1 && consuming == 1 && progress.received.withLock { $0.count } >= 50
                 }
                 try await cluster.stopNode(1)
-                let atStop = progress.confirmed.withLock { $0 }
-                try await eventually(timeout: .seconds(30), "messages confirmed and delivered through node 2") {
-                    let delivered = progress.received.withLock { $0.count }
-                    return progress.confirmed.withLock { $0 } >= atStop + 50 && delivered >= atStop + 40
+                do {
+                    let atStop = progress.confirmed.withLock { $0 }
+                    // Generous: a new leader is elected first, and a channel whose first publish went to the old
+                    // leader waits for RabbitMQ's resend (tens of seconds on a loaded 2-core machine).
+                    try await eventually(timeout: .seconds(180), "messages confirmed and delivered without node 1") {
+                        let delivered = progress.received.withLock { $0.count }
+                        return progress.confirmed.withLock { $0 } >= atStop + 50 && delivered >= atStop + 40
+                    }
+                    // Moved to node 2 at once (node 2 may close a connection while the queue elects its leader:
+                    // then it is on node 3).
+                    for name in ["pub-\(queue)", "con-\(queue)"] {
+                        let onNode2 = try await cluster.connectionCount(named: name, onNode: 2)
+                        let onNode3 = try await cluster.connectionCount(named: name, onNode: 3)
+                        #expect(onNode2 + onNode3 == 1, "\(name): \(onNode2) on node 2, \(onNode3) on node 3")
+                    }
+                } catch {
+                    // Later tests share the cluster: bring node 1 back before failing.
+                    try? await cluster.startNode(1)
+                    throw error
                 }
-                #expect(try await cluster.connectionCount(named: "pub-\(queue)", onNode: 2) == 1)
-                #expect(try await cluster.connectionCount(named: "con-\(queue)", onNode: 2) == 1)
-
                 try await cluster.startNode(1)
-                try await eventually(timeout: .seconds(90), "every message delivered, node 1 back") {
+                try await eventually(timeout: .seconds(120), "every message delivered, node 1 back") {
                     progress.confirmed.withLock { $0 } == total && progress.received.withLock { $0.count } == total
                 }
                 // Ends the reading task (a cancelled `for await` over the stream returns).
@@ -172,6 +186,12 @@ private final class Progress: Sendable {
 private let logger: Logger = {
     var logger = Logger(label: "ClusterTests")
     logger.logLevel = .notice
+    return logger
+}()
+
+private let verbose: Logger = {
+    var logger = Logger(label: "ClusterTests")
+    logger.logLevel = .info
     return logger
 }()
 

@@ -26,7 +26,8 @@ public final class TestCluster: Sendable {
     /// One cluster per test process, started on first use and stopped when the process exits. Concurrent callers
     /// share one start. If `RABBITMQ_TEST_CLUSTER_DIR` names the directory of a cluster that
     /// `scripts/rabbitmq-cluster.sh start` formed (a script started it, e.g. while the tests were building), that
-    /// cluster is used and left running. Throws at once in a unit-test run (`UNIT_TESTS_ONLY=1`), like ``TestBroker/shared()``.
+    /// cluster is used and left running. Throws at once in a unit-test run (`UNIT_TESTS_ONLY=1`), like
+    /// ``TestBroker/shared()``.
     public static func shared() async throws -> TestCluster {
         guard ProcessInfo.processInfo.environment["UNIT_TESTS_ONLY"] != "1" else {
             throw TestBrokerError(
@@ -47,9 +48,8 @@ public final class TestCluster: Sendable {
             let output = try await run(["start", given])
             return try TestCluster(startOutput: output, directory: given)
         }
-        let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("rabbitmq-cluster-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))")
-            .path
+        let name = "rabbitmq-cluster-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))"
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(name).path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         clusterToStopAtExit.withLock { $0 = directory }
         atexit {
@@ -91,10 +91,24 @@ public final class TestCluster: Sendable {
         try await Self.run(["ctl", directory, "\(node)"] + arguments)
     }
 
-    /// How many client connections node `node` (1-based) serves whose `connection_name` is `name`.
+    /// How many client connections node `node` (1-based, running) serves whose `connection_name` is `name`.
+    /// (`list_connections` lists the whole cluster's; a connection's pid names its node.)
     public func connectionCount(named name: String, onNode node: Int) async throws -> Int {
-        let output = try await ctl(node: node, ["-q", "list_connections", "--no-table-headers", "client_properties"])
-        return output.split(separator: "\n").filter { $0.contains("{\"connection_name\",\"\(name)\"}") }.count
+        let nodeName = try nodeName(node)
+        let output = try await ctl(
+            node: node, ["-q", "list_connections", "--no-table-headers", "pid", "client_properties"])
+        return output.split(separator: "\n").filter {
+            $0.hasPrefix("<\(nodeName).") && $0.contains("{\"connection_name\",\"\(name)\"}")
+        }.count
+    }
+
+    /// The Erlang node name of node `node` (1-based), from its `node.env`.
+    private func nodeName(_ node: Int) throws -> String {
+        let text = try String(contentsOfFile: "\(directory)/node-\(node)/node.env", encoding: .utf8)
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("NODE_NAME=") }) else {
+            throw TestBrokerError("no NODE_NAME in node-\(node)/node.env")
+        }
+        return String(line.dropFirst("NODE_NAME=".count))
     }
 
     /// `name`'s type (`classic`, `quorum`) and message count as node `node` (1-based) reports them, or `nil` if the

@@ -10,7 +10,8 @@ struct ClusterConfigurationTests {
             url: "amqp://app:pw@rabbit1:5672/prod, amqp://app:pw@rabbit2:5673/prod,amqp://app:pw@10.0.0.3/prod")
         #expect(
             configuration.nodes == [
-                .init(host: "rabbit1", port: 5672), .init(host: "rabbit2", port: 5673), .init(host: "10.0.0.3", port: 5672),
+                .init(host: "rabbit1", port: 5672), .init(host: "rabbit2", port: 5673),
+                .init(host: "10.0.0.3", port: 5672),
             ])
         #expect(configuration.host == "rabbit1" && configuration.port == 5672)
         #expect(configuration.user == "app" && configuration.password == "pw" && configuration.virtualHost == "prod")

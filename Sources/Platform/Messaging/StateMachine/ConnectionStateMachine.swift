@@ -160,7 +160,8 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
     mutating func connectionLost(_ error: MessagingError) -> [ConnectionAction] {
         switch state {
         case .connected(_, let node):
-            let lost: [ConnectionAction] = [.abandonConnection(error, reconnecting: true)] + failDeclarationsInFlight(error)
+            let lost: [ConnectionAction] =
+                [.abandonConnection(error, reconnecting: true)] + failDeclarationsInFlight(error)
                 + role.channelLost(error)
             guard nodes > 1 else {
                 state = .backingOff(failedAttempts: 0, next: node)

@@ -61,7 +61,8 @@ public enum Setting {
     /// The broker from an `amqp://user:pass@host:port/vhost` URL (or a comma-separated list, one URL per cluster
     /// node), with the TLS files for `amqps://` and the queue type.
     ///
-    /// `queueType` (`AMQP_QUEUE_TYPE`) is `classic` (the default) or `quorum`. `caFile` (`AMQP_CA_FILE`) replaces the default trust store; `clientCertificate` (`AMQP_CLIENT_CERT`) and
+    /// `queueType` (`AMQP_QUEUE_TYPE`) is `classic` (the default) or `quorum`. `caFile` (`AMQP_CA_FILE`) replaces
+    /// the default trust store; `clientCertificate` (`AMQP_CLIENT_CERT`) and
     /// `clientKey` (`AMQP_CLIENT_KEY`) go together. Each file must exist and be readable, and TLS files are refused
     /// with a plain `amqp://` URL (they would be ignored and the password sent in clear).
     public static func broker(
