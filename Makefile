@@ -2,10 +2,14 @@
 # `make test-unit` runs only the tests under Tests/Unit: no broker started, none needed.
 # `make bench` (ARGS="--help" lists its flags) measures it; results in bench-results/.
 # `make fuzz` fuzzes longer than `make test` does (FUZZ_SECONDS=60 of libFuzzer, then FUZZ_SCALE=10).
-.PHONY: run test test-unit bench fuzz build clean
+# `make run-cluster` runs it scaled out on this machine: a 3-node RabbitMQ cluster, quorum queues, two instances.
+.PHONY: run run-cluster test test-unit bench fuzz build clean
 
 run:
 	scripts/run.sh
+
+run-cluster:
+	scripts/run-cluster.sh
 
 test:
 	scripts/test.sh

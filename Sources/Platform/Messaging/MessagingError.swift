@@ -6,7 +6,7 @@ public struct MessagingError: Error, CustomStringConvertible, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: String, Sendable {
             case connectionLost, nacked, unroutable, notConnected, closed, protocolError, invalidConfiguration
-            case heartbeatTimeout, brokerClosed, tlsError, timeout, unencodable
+            case heartbeatTimeout, brokerClosed, tlsError, timeout, unencodable, queueConflict
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -36,6 +36,9 @@ public struct MessagingError: Error, CustomStringConvertible, Sendable {
         /// The message cannot be carried by AMQP (a short string over 255 bytes, properties larger than the frame, a
         /// body over the broker's limit): its publish call failed before anything was sent; the connection is fine.
         public static let unencodable = Code(.unencodable)
+        /// A queue exists with another type or other arguments than declared (`queue.declare` answered 406
+        /// PRECONDITION_FAILED). Retrying cannot help: a connection that meets it while setting up stops.
+        public static let queueConflict = Code(.queueConflict)
 
         /// The code's name, e.g. `connectionLost`.
         public var description: String { value.rawValue }

@@ -214,11 +214,18 @@ struct PublisherStateMachineTests {
 
 /// Queue declarations: asked before or after connecting, declared again on every reconnect.
 struct DeclarationStateMachineTests {
-    @Test func aDeclarationAskedBeforeConnectingIsDoneByTheConnectsSetup() {
+    @Test func aDeclarationAskedBeforeConnectingIsDeclaredOnceConnectedAndThenOnEveryConnect() {
         var machine = publisherMachine(queues: ["q"])
         #expect(machine.commandReceived(.declare(requestID: 7, queues: ["x", "q"])).summary == [])
-        #expect(machine.start().summary == ["connect(declare q, declare x, selectConfirms)"])
-        #expect(machine.connected(consumerTag: nil).summary == ["reportConnected(1)", "completeDeclaration(7)"])
+        #expect(machine.commandReceived(.declare(requestID: 8, queues: ["q"])).summary == [])
+        #expect(machine.start().summary == ["connect(declare q, selectConfirms)"])
+        #expect(
+            machine.connected(consumerTag: nil).summary == [
+                "reportConnected(1)", "declare(7, x q)", "completeDeclaration(8)",
+            ])
+        #expect(machine.queuesDeclared(requestID: 7).summary == ["completeDeclaration(7)"])
+        _ = machine.connectionLost(lost)
+        #expect(machine.backoffElapsed().summary == ["connect(declare q, declare x, selectConfirms)"])
     }
 
     @Test func aDeclarationAskedWhileConnectedIsDeclaredNowAndOnEveryReconnect() {
@@ -415,4 +422,139 @@ private func settle(
 
 private func dropped(_ tag: UInt64) -> String {
     "log(debug, dropping settlement of delivery \(tag) from an earlier connection; it will be redelivered)"
+}
+
+/// Several broker nodes: tried in turn, the next one at once after a failure or a loss, the backoff only after a
+/// whole round failed.
+struct ClusterStateMachineTests {
+    @Test func attemptsGoThroughTheNodesInTurnAndBackOffOnlyAfterEveryNodeFailed() {
+        var machine = clusterPublisher(nodes: 3)
+        #expect(machine.start().summary == ["connect(declare q, selectConfirms)"])
+        #expect(
+            machine.connectFailed(refused).summary == [
+                "reportConnectFailed(1, notConnected)", "connect(node 2: declare q, selectConfirms)",
+            ])
+        #expect(
+            machine.connectFailed(refused).summary == [
+                "reportConnectFailed(2, node 2, notConnected)", "connect(node 3: declare q, selectConfirms)",
+            ])
+        #expect(
+            machine.connectFailed(refused).summary == [
+                "reportConnectFailed(3, node 3, notConnected)", "backOff(0.1 seconds)",
+            ])
+        #expect(machine.backoffElapsed().summary == ["connect(declare q, selectConfirms)"])
+        _ = machine.connectFailed(refused)
+        _ = machine.connectFailed(refused)
+        #expect(
+            machine.connectFailed(refused).summary == [
+                "reportConnectFailed(6, node 3, notConnected)", "backOff(0.2 seconds)",
+            ], "the second round failed: the backoff doubles")
+        _ = machine.backoffElapsed()
+        _ = machine.connectFailed(refused)
+        #expect(machine.connected(consumerTag: nil).summary == ["reportConnected(1, node 2)"])
+    }
+
+    @Test func aLostConnectionTriesTheNextNodeAtOnceWithoutWaitingForTheLostOne() {
+        var machine = clusterPublisher(nodes: 3)
+        _ = machine.start()
+        _ = machine.connected(consumerTag: nil)
+        #expect(machine.commandReceived(publish(1, "a1")).summary == ["sendPublish(a1)"])
+        #expect(machine.publishSent().summary == [])
+        #expect(
+            machine.connectionLost(lost).summary == [
+                "abandonConnection(connectionLost, reconnecting)", "failPublish(1, connectionLost)",
+                "connect(node 2: declare q, selectConfirms)",
+            ])
+        #expect(machine.connected(consumerTag: nil).summary == ["reportConnected(2, reconnect, node 2)"])
+        // Node 2 goes too, and node 3 is down: node 1 (back by now) is tried before any backoff.
+        _ = machine.connectionLost(lost)
+        #expect(
+            machine.connectFailed(refused).summary == [
+                "reportConnectFailed(1, node 3, notConnected)", "connect(declare q, selectConfirms)",
+            ])
+        #expect(machine.connected(consumerTag: nil).summary == ["reportConnected(3, reconnect)"])
+    }
+
+    @Test func aBrokerCloseOnANodeAlsoMovesOn() {
+        var machine = clusterPublisher(nodes: 2)
+        _ = machine.start()
+        _ = machine.connectFailed(refused)
+        _ = machine.connected(consumerTag: nil)
+        let forced = BrokerClose(isConnection: true, replyCode: 320, replyText: "CONNECTION_FORCED - shutdown")
+        #expect(machine.frameRead(.close(forced)).summary.last == "connect(declare q, selectConfirms)")
+    }
+}
+
+/// A queue that exists with another type: fatal while setting up a connection, a failed call at run time.
+struct QueueConflictStateMachineTests {
+    private let conflict = MessagingError(.queueConflict, "queue 'q' exists as a classic queue but ...")
+
+    @Test func aConflictWhileSettingUpStopsTheConnectionInsteadOfRetrying() {
+        var machine = clusterPublisher(nodes: 3)
+        _ = machine.commandReceived(publish(1, "a1"))
+        _ = machine.commandReceived(.declare(requestID: 2, queues: ["x"]))
+        _ = machine.start()
+        #expect(
+            machine.connectFailed(conflict).summary == [
+                "reportConnectFailed(1, queueConflict)", "failDeclaration(2, queueConflict)",
+                "stopWithError(queueConflict)", "failPublish(1, closed)", "finish",
+            ])
+        #expect(machine.state.isClosed)
+    }
+
+    @Test func aConsumerStopsToo() {
+        var machine = consumerMachine()
+        _ = machine.start()
+        #expect(
+            machine.connectFailed(conflict).summary == [
+                "reportConnectFailed(1, queueConflict)", "stopWithError(queueConflict)", "finishDeliveries", "finish",
+            ])
+    }
+
+    @Test func aRunTimeDeclarationThatConflictsFailsAndIsNotDeclaredOnReconnect() {
+        var machine = connectedPublisher()
+        #expect(machine.commandReceived(.declare(requestID: 5, queues: ["q", "z"])).summary == ["declare(5, q z)"])
+        #expect(
+            machine.declarationFailed(requestID: 5, conflict).summary == [
+                "failDeclaration(5, queueConflict)", "abandonConnection(queueConflict, reconnecting)",
+                "backOff(0.1 seconds)",
+            ])
+        #expect(
+            machine.backoffElapsed().summary == ["connect(declare q, selectConfirms)"],
+            "z is forgotten; q, declared at creation, stays")
+        #expect(machine.connected(consumerTag: nil).summary == ["reportConnected(2, reconnect)"])
+    }
+
+    @Test func aConflictingDeclarationAskedWhileDisconnectedFailsAloneAfterConnecting() {
+        var machine = publisherMachine()
+        _ = machine.start()
+        _ = machine.connectFailed(refused)
+        _ = machine.commandReceived(.declare(requestID: 3, queues: ["z"]))
+        #expect(machine.backoffElapsed().summary == ["connect(declare q, selectConfirms)"])
+        #expect(machine.connected(consumerTag: nil).summary == ["reportConnected(1)", "declare(3, z)"])
+        #expect(
+            machine.declarationFailed(requestID: 3, conflict).summary == [
+                "failDeclaration(3, queueConflict)", "abandonConnection(queueConflict, reconnecting)",
+                "backOff(0.1 seconds)",
+            ])
+        #expect(machine.backoffElapsed().summary == ["connect(declare q, selectConfirms)"])
+    }
+
+    @Test func aDeclarationLostWithItsConnectionIsNotDeclaredOnReconnectEither() {
+        var machine = connectedPublisher()
+        _ = machine.commandReceived(.declare(requestID: 1, queues: ["y"]))
+        _ = machine.connectionLost(lost)
+        #expect(machine.backoffElapsed().summary == ["connect(declare q, selectConfirms)"])
+    }
+}
+
+extension ConnectionStateMachine.State {
+    fileprivate var isClosed: Bool {
+        if case .closed = self { true } else { false }
+    }
+}
+
+private func clusterPublisher(nodes: Int) -> ConnectionStateMachine<PublisherStateMachine> {
+    ConnectionStateMachine(
+        role: PublisherStateMachine(confirmWindow: 8), declaring: ["q"], nodes: nodes, backoff: backoff, jitter: { 1 })
 }

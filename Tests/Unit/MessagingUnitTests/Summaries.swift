@@ -10,10 +10,15 @@ extension [ConnectionAction] {
 extension ConnectionAction {
     var summary: String {
         switch self {
-        case .connect(let steps): "connect(\(steps.map(\.summary).joined(separator: ", ")))"
-        case .reportConnected(let generation, let isReconnect):
-            "reportConnected(\(generation)\(isReconnect ? ", reconnect" : ""))"
-        case .reportConnectFailed(let attempt, let error): "reportConnectFailed(\(attempt), \(error.code))"
+        // Node 0 goes unsaid, so that single-node tests read as before; another node is named 1-based, as
+        // operators count them: `connect(node 2: declare q)`.
+        case .connect(let steps, let node):
+            "connect(\(node == 0 ? "" : "node \(node + 1): ")\(steps.map(\.summary).joined(separator: ", ")))"
+        case .reportConnected(let generation, let isReconnect, let node):
+            "reportConnected(\(generation)\(isReconnect ? ", reconnect" : "")\(node == 0 ? "" : ", node \(node + 1)"))"
+        case .reportConnectFailed(let attempt, let node, let error):
+            "reportConnectFailed(\(attempt)\(node == 0 ? "" : ", node \(node + 1)"), \(error.code))"
+        case .stopWithError(let error): "stopWithError(\(error.code))"
         case .backOff(let delay): "backOff(\(delay))"
         case .abandonConnection(let error, let reconnecting):
             "abandonConnection(\(error.code)\(reconnecting ? ", reconnecting" : ""))"

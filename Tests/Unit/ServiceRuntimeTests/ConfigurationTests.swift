@@ -190,3 +190,53 @@ struct TLSConfigurationTests {
         }
     }
 }
+
+/// The broker settings of a cluster: several node URLs and the queue type.
+struct ClusterSettingsTests {
+    @Test func rabbitmqURLTakesOneURLPerNode() throws {
+        let settings = try CommonOptions.parse([]).resolve(
+            defaultPort: 8000, environment: ["RABBITMQ_URL": "amqp://u:p@r1:5672/v,amqp://u:p@r2:5673/v"])
+        #expect(settings.broker.nodes.map { "\($0.host):\($0.port)" } == ["r1:5672", "r2:5673"])
+        let flagged = try CommonOptions.parse(["--rabbitmq-url", "amqp://a,amqp://b,amqp://c"]).resolve(
+            defaultPort: 8000, environment: ["RABBITMQ_URL": "amqp://u:p@r1:5672/v"])
+        #expect(flagged.broker.nodes.map(\.host) == ["a", "b", "c"])
+    }
+
+    @Test func nodesThatDisagreeAreRefusedNamingRabbitmqURL() {
+        do {
+            _ = try CommonOptions.parse([]).resolve(
+                defaultPort: 8000, environment: ["RABBITMQ_URL": "amqp://u:secret1@r1/v,amqp://u:secret2@r2/v"])
+            Issue.record("accepted two passwords")
+        } catch let error as ConfigurationError {
+            #expect(error.setting == "RABBITMQ_URL")
+            #expect(error.problem.contains("password"))
+            #expect(!error.description.contains("secret"))
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func theQueueTypeIsClassicByDefaultAndQuorumOnRequest() throws {
+        let none = try CommonOptions.parse([]).resolve(defaultPort: 8000, environment: [:])
+        #expect(none.broker.queueType == .classic)
+        let environment = try CommonOptions.parse([]).resolve(
+            defaultPort: 8000, environment: ["AMQP_QUEUE_TYPE": "Quorum"])
+        #expect(environment.broker.queueType == .quorum)
+        let flag = try CommonOptions.parse(["--amqp-queue-type", "classic"]).resolve(
+            defaultPort: 8000, environment: ["AMQP_QUEUE_TYPE": "quorum"])
+        #expect(flag.broker.queueType == .classic)
+    }
+
+    @Test(arguments: ["stream", "quorum-queue", "mirrored"])
+    func anUnknownQueueTypeIsNamed(value: String) {
+        do {
+            _ = try CommonOptions.parse([]).resolve(defaultPort: 8000, environment: ["AMQP_QUEUE_TYPE": value])
+            Issue.record("accepted \(value)")
+        } catch let error as ConfigurationError {
+            #expect(error.setting == "AMQP_QUEUE_TYPE")
+            #expect(error.problem == "'\(value)' is not one of classic, quorum")
+        } catch {
+            Issue.record("unexpected \(error)")
+        }
+    }
+}

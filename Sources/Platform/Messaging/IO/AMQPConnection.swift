@@ -159,10 +159,12 @@ final class AMQPConnection {
 
     // MARK: - Synchronous methods (RPCs)
 
-    /// `queue.declare`: durable, not exclusive, not auto-delete, no arguments. Returns the messages ready in it.
-    /// A name AMQP cannot carry fails with `.invalidConfiguration` before anything is sent.
+    /// `queue.declare`: durable, not exclusive, not auto-delete; no arguments for a classic queue (as the original
+    /// system declared them), `x-queue-type: quorum` for a quorum queue. Returns the messages ready in it. A name AMQP
+    /// cannot carry fails with `.invalidConfiguration` before anything is sent; a 406 (the queue exists with another
+    /// type or other arguments) throws `.queueConflict` with a sentence that says what to do.
     @discardableResult
-    func declareQueue(_ name: String) throws(MessagingError) -> Int {
+    func declareQueue(_ name: String, type: QueueType) throws(MessagingError) -> Int {
         guard name.utf8.count <= AMQPLimits.shortStringBytes else {
             throw MessagingError(
                 .invalidConfiguration,
@@ -171,8 +173,17 @@ final class AMQPConnection {
         }
         var ready = 0
         withScratch {
-            let ok = amqp_queue_declare(state, Self.channel, scratchBytes(name), 0, 1, 0, 0, emptyTable)
+            let arguments = type == .classic ? emptyTable : scratchTable([("x-queue-type", .string(type.rawValue))])
+            let ok = amqp_queue_declare(state, Self.channel, scratchBytes(name), 0, 1, 0, 0, arguments)
             if let ok { ready = Int(ok.pointee.message_count) }
+        }
+        let reply = amqp_get_rpc_reply(state)
+        if reply.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION, reply.reply.id == AMQP_CHANNEL_CLOSE_METHOD {
+            let close = BrokerClose(method: reply.reply)
+            if close.replyCode == 406 {
+                replyCloseOk(isConnection: false)
+                throw QueueConflict(queue: name, declared: type, brokerText: close.replyText).error
+            }
         }
         try checkReply("declaring queue '\(name)'")
         return ready

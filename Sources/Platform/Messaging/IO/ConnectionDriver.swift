@@ -39,6 +39,10 @@ final class ConnectionDriver<Role: ConnectionRole> {
     private let deliveries: AsyncStream<Delivery>.Continuation?
 
     private var connection: AMQPConnection?
+    /// The node of the last connection attempt (0-based), named in the log lines.
+    private var node = 0
+    /// Why the connection stopped for good, thrown by `run()`.
+    private var stopError: MessagingError?
     /// How long `poll()` may sleep while connected: half the heartbeat interval.
     private var pollInterval = Duration.seconds(30)
     private var backoffDeadline: ContinuousClock.Instant?
@@ -77,19 +81,20 @@ final class ConnectionDriver<Role: ConnectionRole> {
         }
         let backoff = Backoff(
             initial: configuration.reconnectDelay.lowerBound, maximum: configuration.reconnectDelay.upperBound)
-        await withGracefulShutdownHandler {
+        let failure = await withGracefulShutdownHandler {
             await withTaskCancellationHandler {
-                await withCheckedContinuation { (exit: CheckedContinuation<Void, Never>) in
+                await withCheckedContinuation { (exit: CheckedContinuation<MessagingError?, Never>) in
                     let thread = Thread { [logger] in
                         nameCurrentThread("amqp-\(Role.name)")
+                        let machine = ConnectionStateMachine(
+                            role: role, declaring: queues, nodes: configuration.nodes.count, backoff: backoff,
+                            shutdownTimeout: configuration.shutdownTimeout)
                         let driver = ConnectionDriver(
-                            machine: ConnectionStateMachine(
-                                role: role, declaring: queues, backoff: backoff,
-                                shutdownTimeout: configuration.shutdownTimeout),
-                            mailbox: mailbox, configuration: configuration, logger: logger, deliveries: deliveries)
+                            machine: machine, mailbox: mailbox, configuration: configuration, logger: logger,
+                            deliveries: deliveries)
                         driver.main()
                         mailbox.finish()
-                        exit.resume()
+                        exit.resume(returning: driver.stopError)
                     }
                     thread.start()
                 }
@@ -101,6 +106,7 @@ final class ConnectionDriver<Role: ConnectionRole> {
             mailbox.requestShutdown()
             mailbox.armShutdownDeadline(configuration.shutdownTimeout)
         }
+        if let failure { throw failure }
     }
 
     // MARK: - The loop
@@ -120,7 +126,9 @@ final class ConnectionDriver<Role: ConnectionRole> {
             }
             waitForInput()
         }
-        if !closedPolitely { logger.info("AMQP \(Role.name) for \(configuration.redactedURL) stopped") }
+        if !closedPolitely && stopError == nil {
+            logger.info("AMQP \(Role.name) for \(configuration.redactedURL) stopped")
+        }
     }
 
     private func takeCommands() {
@@ -196,24 +204,31 @@ final class ConnectionDriver<Role: ConnectionRole> {
 
     private func execute(_ action: ConnectionAction) -> Outcome {
         switch action {
-        case .connect(let steps):
+        case .connect(let steps, let node):
+            self.node = node
             return .next(connect(steps))
-        case .reportConnected(let generation, let isReconnect):
+        case .reportConnected(let generation, let isReconnect, let node):
             if isReconnect { reconnects.increment() }
             logger.info(
-                "AMQP \(isReconnect ? "reconnected" : "connected") to \(configuration.redactedURL)",
+                "AMQP \(isReconnect ? "reconnected" : "connected") to \(nodeURL(node))",
                 metadata: [
                     "amqp.heartbeat": "\(connection?.heartbeatSeconds ?? 0)s", "amqp.generation": "\(generation)",
                 ])
-        case .reportConnectFailed(let attempt, let error):
-            logger.warning(
-                "AMQP connection to \(configuration.redactedURL) failed (attempt \(attempt)): \(error)")
+        case .reportConnectFailed(let attempt, let node, let error):
+            // A queue conflict is the one line `stopWithError` logs next.
+            if error.code != .queueConflict {
+                logger.warning("AMQP connection to \(nodeURL(node)) failed (attempt \(attempt)): \(error)")
+            }
+        case .stopWithError(let error):
+            stopError = error
+            // `run()` throws it; the process that runs this connection says it once (ServiceRunner: one line).
+            logger.debug("AMQP \(Role.name) stopping: \(error.detail)")
         case .backOff(let delay):
             backoffDeadline = .now + delay
         case .abandonConnection(let error, let reconnecting):
             dropConnection()
             logger.warning(
-                "AMQP connection to \(configuration.redactedURL) lost: \(error)\(reconnecting ? "; reconnecting" : "")")
+                "AMQP connection to \(nodeURL(node)) lost: \(error)\(reconnecting ? "; reconnecting" : "")")
         case .replyCloseOk(let isConnection):
             openConnection.replyCloseOk(isConnection: isConnection)
         case .startDrainTimer(let timeout):
@@ -222,13 +237,13 @@ final class ConnectionDriver<Role: ConnectionRole> {
             if machine.isBlocked {
                 // The broker reads nothing from a blocked connection, so it would never answer `connection.close`.
                 dropConnection()
-                logger.info("AMQP connection to \(configuration.redactedURL) dropped: the broker blocks it")
+                logger.info("AMQP connection to \(nodeURL(node)) dropped: the broker blocks it")
             } else {
                 let now = ContinuousClock.now
                 let remaining = (shutdownDeadline ?? now + configuration.shutdownTimeout / 2) - now
                 connection?.sendClose(timeout: max(remaining, .milliseconds(100)))
                 dropConnection()
-                logger.info("AMQP connection to \(configuration.redactedURL) closed")
+                logger.info("AMQP connection to \(nodeURL(node)) closed")
             }
             closedPolitely = true
         case .reportBlocked(let reason):
@@ -257,7 +272,7 @@ final class ConnectionDriver<Role: ConnectionRole> {
 
         case .declare(let requestID, let queues):
             do throws(MessagingError) {
-                for queue in queues { try openConnection.declareQueue(queue) }
+                for queue in queues { try openConnection.declareQueue(queue, type: configuration.queueType) }
             } catch {
                 return .connectionFailed(machine.declarationFailed(requestID: requestID, error))
             }
@@ -267,7 +282,7 @@ final class ConnectionDriver<Role: ConnectionRole> {
         case .countMessages(let requestID, let queue):
             let ready: Int
             do throws(MessagingError) {
-                ready = try openConnection.declareQueue(queue)
+                ready = try openConnection.declareQueue(queue, type: configuration.queueType)
             } catch {
                 mailbox.answer(requestID, with: .failure(error))
                 return .connectionFailed(machine.connectionLost(error))
@@ -304,11 +319,11 @@ final class ConnectionDriver<Role: ConnectionRole> {
     /// Opens a connection and sets it up; reports the outcome to the machine.
     private func connect(_ steps: [SetupStep]) -> [ConnectionAction] {
         do throws(MessagingError) {
-            let opened = try AMQPConnection.open(configuration)
+            let opened = try AMQPConnection.open(configuration.selectingNode(node))
             var consumerTag: String?
             for step in steps {
                 switch step {
-                case .declare(let queue): try opened.declareQueue(queue)
+                case .declare(let queue): try opened.declareQueue(queue, type: configuration.queueType)
                 case .selectConfirms: try opened.selectConfirms()
                 case .setPrefetch(let count): try opened.setPrefetch(count)
                 case .consume(let queue): consumerTag = try opened.consume(queue: queue)
@@ -329,6 +344,11 @@ final class ConnectionDriver<Role: ConnectionRole> {
         guard let dropped = connection else { return }
         connection = nil
         mailbox.unregisterSocket { dropped.abandon() }
+    }
+
+    /// Node number `index`'s URL, password masked, for a log line.
+    private func nodeURL(_ index: Int) -> String {
+        configuration.redactedURL(node: index)
     }
 
     /// Performs a call on the open connection whose only outcome that matters is failure.

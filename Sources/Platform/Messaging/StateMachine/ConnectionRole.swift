@@ -56,7 +56,8 @@ protocol ConnectionRole: Sendable {
 
 /// One synchronous step of setting up a fresh connection, after login and `channel.open`.
 enum SetupStep: Equatable, Sendable {
-    /// `queue.declare`: durable, not exclusive, not auto-delete, no arguments.
+    /// `queue.declare`: durable, not exclusive, not auto-delete, of the configured ``QueueType`` (a classic queue
+    /// without arguments).
     case declare(queue: String)
     /// `confirm.select`: the broker acks or nacks every publish, numbered from 1.
     case selectConfirms
@@ -117,13 +118,17 @@ enum IncomingFrame: Sendable {
 enum ConnectionAction: Sendable {
     // MARK: Life cycle
 
-    /// Open a connection (TCP or TLS, login, channel 1) and run `steps`; report
-    /// ``ConnectionStateMachine/connected(consumerTag:)`` or ``ConnectionStateMachine/connectFailed(_:)``.
-    case connect(steps: [SetupStep])
-    /// Log that connection number `generation` is up; count it in `amqp_reconnects_total` if it is a reconnect.
-    case reportConnected(generation: UInt64, isReconnect: Bool)
-    /// Log that connection attempt number `attempt` failed.
-    case reportConnectFailed(attempt: Int, MessagingError)
+    /// Open a connection (TCP or TLS, login, channel 1) to broker node number `node` (0-based) and run `steps`;
+    /// report ``ConnectionStateMachine/connected(consumerTag:)`` or ``ConnectionStateMachine/connectFailed(_:)``.
+    case connect(steps: [SetupStep], node: Int)
+    /// Log that connection number `generation` to node number `node` is up; count it in `amqp_reconnects_total` if it
+    /// is a reconnect.
+    case reportConnected(generation: UInt64, isReconnect: Bool, node: Int)
+    /// Log that connection attempt number `attempt`, to node number `node`, failed.
+    case reportConnectFailed(attempt: Int, node: Int, MessagingError)
+    /// The connection cannot work (a queue of another type exists): log `error` and make `run()` throw it once the
+    /// ``finish`` that follows has stopped the loop.
+    case stopWithError(MessagingError)
     /// Wait `delay`, then report ``ConnectionStateMachine/backoffElapsed()`` (earlier for commands and shutdown).
     case backOff(Duration)
     /// Drop the broken connection without a handshake and log why; `reconnecting` says whether another will follow.

@@ -17,23 +17,32 @@ import Logging
 ///                   backingOff ◀─────────────────┘        (idle and backingOff close at once on shutdownAsked)
 /// ```
 ///
+/// Several broker nodes are tried in turn: each attempt names its node. A connection that is lost, or an attempt that
+/// fails, moves on to the next node at once; only when every node has failed in a row does the machine back off
+/// (the backoff's attempt number counts such rounds). With one node that is the plain backoff.
+///
+/// A queue that exists with another type (``MessagingError/Code/queueConflict``) cannot be fixed by retrying: met
+/// while setting up a connection, it stops the machine (``ConnectionAction/stopWithError(_:)``); met by a declaration
+/// asked at run time (declared once connected, also when asked while disconnected), it fails that declaration,
+/// whose queues are then no longer declared on reconnect.
+///
 /// Events that make no sense in the current state are programming errors and stop the process
 /// (`preconditionFailure`), as in swift-nio's state machines.
 ///
-/// Growing it: several broker URLs tried in turn would be a node index in `connecting`/`backingOff`; quorum queues a
-/// richer ``SetupStep/declare(queue:)``; a 406 on declare a case of ``declarationFailed(requestID:_:)``;
-/// `connection.blocked` (a broker alarm) is reported once per change, and the role decides what it means (the
-/// publisher stops sending until `connection.unblocked`).
+/// Growing it: `connection.blocked` (a broker alarm) is reported once per change, and the role decides what it
+/// means (the publisher stops sending until `connection.unblocked`).
 struct ConnectionStateMachine<Role: ConnectionRole> {
     enum State {
         /// `run()` has not started the thread yet.
         case idle
-        /// The driver is opening a connection and running `steps`; `failedAttempts` attempts failed before this one.
-        case connecting(steps: [SetupStep], failedAttempts: Int)
-        /// Serving on connection number `generation`.
-        case connected(generation: UInt64)
-        /// Waiting before the next attempt; `failedAttempts` attempts failed since the last connection.
-        case backingOff(failedAttempts: Int)
+        /// The driver is opening a connection to node number `node` (0-based) and running `steps`;
+        /// `failedAttempts` attempts failed before this one.
+        case connecting(steps: [SetupStep], node: Int, failedAttempts: Int)
+        /// Serving on connection number `generation`, to node number `node`.
+        case connected(generation: UInt64, node: Int)
+        /// Waiting before the next attempt, to node number `next`; `failedAttempts` attempts failed since the last
+        /// connection.
+        case backingOff(failedAttempts: Int, next: Int)
         /// Shutdown asked while connected: the role finishes its work on connection `generation`.
         case closing(generation: UInt64)
         /// Finished; no more events.
@@ -50,21 +59,27 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
     private var role: Role
     /// Queues declared on every connect: those given at creation, then those added by declare requests.
     private var queues: [String]
-    /// Declare requests waiting for a connection.
-    private var waitingDeclarations: [(requestID: UInt64, queues: [String])] = []
-    /// Declare requests handed to the driver on the live connection.
-    private var declarationsInFlight: [UInt64] = []
+    /// Declare requests waiting for a connection, with the queues each added to ``queues``.
+    private var waitingDeclarations: [(requestID: UInt64, queues: [String], added: [String])] = []
+    /// Declare requests handed to the driver on the live connection, with the queues each added to ``queues``.
+    private var declarationsInFlight: [(requestID: UInt64, added: [String])] = []
     /// Connections made so far; deliveries carry it so that tags from an earlier connection are recognised.
     private var generation: UInt64 = 0
+    /// How many broker nodes there are to try.
+    private let nodes: Int
     private let backoff: Backoff
     private let jitter: () -> Double
 
-    /// Creates a machine for `role` that declares `queues` on every connect and waits between attempts as `backoff`
-    /// says; `jitter` gives the random factor of each delay (see ``Backoff/delay(attempt:jitter:)``).
+    /// Creates a machine for `role` that declares `queues` on every connect, tries `nodes` broker nodes in turn
+    /// (from the first) and waits between rounds of attempts as `backoff` says; `jitter` gives the random factor of
+    /// each delay (see ``Backoff/delay(attempt:jitter:)``).
     init(
-        role: Role, declaring queues: [String], backoff: Backoff, shutdownTimeout: Duration = .seconds(10),
+        role: Role, declaring queues: [String], nodes: Int = 1, backoff: Backoff,
+        shutdownTimeout: Duration = .seconds(10),
         jitter: @escaping () -> Double = Backoff.randomJitter
     ) {
+        precondition(nodes >= 1, "a connection needs at least one broker node")
+        self.nodes = nodes
         self.role = role
         drainTimeout = shutdownTimeout / 2
         var unique: [String] = []
@@ -84,22 +99,26 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
     /// The thread started.
     mutating func start() -> [ConnectionAction] {
         guard case .idle = state else { preconditionFailure("start() in state \(state)") }
-        return connect(failedAttempts: 0)
+        return connect(node: 0, failedAttempts: 0)
     }
 
     /// The connection asked for by ``ConnectionAction/connect(steps:)`` is open and set up.
     mutating func connected(consumerTag: String?) -> [ConnectionAction] {
-        guard case .connecting(let steps, _) = state else { preconditionFailure("connected in state \(state)") }
+        guard case .connecting(let steps, let node, _) = state else {
+            preconditionFailure("connected in state \(state)")
+        }
         let isReconnect = generation > 0
         generation += 1
-        state = .connected(generation: generation)
-        var actions: [ConnectionAction] = [.reportConnected(generation: generation, isReconnect: isReconnect)]
+        state = .connected(generation: generation, node: node)
+        var actions: [ConnectionAction] = [
+            .reportConnected(generation: generation, isReconnect: isReconnect, node: node)
+        ]
         // Requests that waited for this connection were declared by its setup, unless they came in since.
         for request in waitingDeclarations {
             if request.queues.allSatisfy({ steps.contains(.declare(queue: $0)) }) {
                 actions.append(.completeDeclaration(requestID: request.requestID))
             } else {
-                declarationsInFlight.append(request.requestID)
+                declarationsInFlight.append((request.requestID, request.added))
                 actions.append(.declare(requestID: request.requestID, queues: request.queues))
             }
         }
@@ -107,41 +126,55 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
         return actions + role.channelOpened(generation: generation, consumerTag: consumerTag)
     }
 
-    /// The attempt asked for by ``ConnectionAction/connect(steps:)`` failed.
+    /// The attempt asked for by ``ConnectionAction/connect(steps:node:)`` failed: the next node is tried at once,
+    /// or after the backoff once every node failed in a row. A ``MessagingError/Code/queueConflict`` stops instead.
     mutating func connectFailed(_ error: MessagingError) -> [ConnectionAction] {
-        guard case .connecting(_, let failedAttempts) = state else {
+        guard case .connecting(_, let node, let failedAttempts) = state else {
             preconditionFailure("connectFailed in state \(state)")
         }
         let attempt = failedAttempts + 1
-        state = .backingOff(failedAttempts: attempt)
-        return [
-            .reportConnectFailed(attempt: attempt, error),
-            .backOff(backoff.delay(attempt: attempt, jitter: jitter())),
-        ]
+        let report = ConnectionAction.reportConnectFailed(attempt: attempt, node: node, error)
+        if error.code == .queueConflict {
+            return [report] + failAllDeclarations(error) + [.stopWithError(error)] + stop(closing: false)
+        }
+        let next = (node + 1) % nodes
+        guard attempt % nodes == 0 else {
+            return [report] + connect(node: next, failedAttempts: attempt)
+        }
+        state = .backingOff(failedAttempts: attempt, next: next)
+        return [report, .backOff(backoff.delay(attempt: attempt / nodes, jitter: jitter()))]
     }
 
     /// The delay asked for by ``ConnectionAction/backOff(_:)`` is over.
     mutating func backoffElapsed() -> [ConnectionAction] {
-        guard case .backingOff(let failedAttempts) = state else {
+        guard case .backingOff(let failedAttempts, let next) = state else {
             preconditionFailure("backoffElapsed in state \(state)")
         }
-        return connect(failedAttempts: failedAttempts)
+        return connect(node: next, failedAttempts: failedAttempts)
     }
 
-    private mutating func connect(failedAttempts: Int) -> [ConnectionAction] {
-        let steps = queues.map { SetupStep.declare(queue: $0) } + role.setupSteps
-        state = .connecting(steps: steps, failedAttempts: failedAttempts)
-        return [.connect(steps: steps)]
+    private mutating func connect(node: Int, failedAttempts: Int) -> [ConnectionAction] {
+        // Queues that only declarations asked at run time want are declared once connected, as those requests: a
+        // refusal then fails the request, not the connection.
+        let requested = Set(waitingDeclarations.flatMap(\.added))
+        let steps = queues.filter { !requested.contains($0) }.map { SetupStep.declare(queue: $0) } + role.setupSteps
+        state = .connecting(steps: steps, node: node, failedAttempts: failedAttempts)
+        return [.connect(steps: steps, node: node)]
     }
 
     /// The connection failed: a library error, a missed heartbeat, the socket closed. After a close it is moot.
     mutating func connectionLost(_ error: MessagingError) -> [ConnectionAction] {
         switch state {
-        case .connected:
-            state = .backingOff(failedAttempts: 0)
-            return [.abandonConnection(error, reconnecting: true)] + unblock("the connection was lost")
+        case .connected(_, let node):
+            let lost: [ConnectionAction] =
+                [.abandonConnection(error, reconnecting: true)] + unblock("the connection was lost")
                 + failDeclarationsInFlight(error) + role.channelLost(error)
-                + [.backOff(backoff.delay(attempt: 0, jitter: jitter()))]
+            guard nodes > 1 else {
+                state = .backingOff(failedAttempts: 0, next: node)
+                return lost + [.backOff(backoff.delay(attempt: 0, jitter: jitter()))]
+            }
+            // Another node is up, most likely: go there now rather than wait for this one.
+            return lost + connect(node: (node + 1) % nodes, failedAttempts: 0)
         case .closing:
             return [.abandonConnection(error, reconnecting: false)] + unblock("the connection was lost")
                 + failDeclarationsInFlight(error) + role.channelLost(error) + stop(closing: false)
@@ -173,17 +206,18 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
             }
             return [.countMessages(requestID: requestID, queue: queue)]
         case .declare(let requestID, let queues):
-            for queue in queues where !self.queues.contains(queue) { self.queues.append(queue) }
-            switch state {
-            case .connected:
-                declarationsInFlight.append(requestID)
-                return [.declare(requestID: requestID, queues: queues)]
-            case .closing:
-                return [.failDeclaration(requestID: requestID, Self.shuttingDown)]
-            default:
-                waitingDeclarations.append((requestID, queues))
-                return []
+            if case .closing = state { return [.failDeclaration(requestID: requestID, Self.shuttingDown)] }
+            var added: [String] = []
+            for queue in queues where !self.queues.contains(queue) {
+                self.queues.append(queue)
+                added.append(queue)
             }
+            if case .connected = state {
+                declarationsInFlight.append((requestID, added))
+                return [.declare(requestID: requestID, queues: queues)]
+            }
+            waitingDeclarations.append((requestID, queues, added))
+            return []
         }
     }
 
@@ -223,7 +257,7 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
 
     /// The queues of declare request `requestID` were declared.
     mutating func queuesDeclared(requestID: UInt64) -> [ConnectionAction] {
-        guard let index = declarationsInFlight.firstIndex(of: requestID) else {
+        guard let index = declarationsInFlight.firstIndex(where: { $0.requestID == requestID }) else {
             preconditionFailure("queuesDeclared for request \(requestID), which is not in flight")
         }
         declarationsInFlight.remove(at: index)
@@ -231,11 +265,13 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
     }
 
     /// Declaring the queues of request `requestID` failed; the broker closed the channel, so the connection is lost.
+    /// The queues the request added are no longer declared on reconnect: its caller was told it failed, and a queue
+    /// the broker refuses (such as one of another type) must not stop every later connection.
     mutating func declarationFailed(requestID: UInt64, _ error: MessagingError) -> [ConnectionAction] {
-        guard let index = declarationsInFlight.firstIndex(of: requestID) else {
+        guard let index = declarationsInFlight.firstIndex(where: { $0.requestID == requestID }) else {
             preconditionFailure("declarationFailed for request \(requestID), which is not in flight")
         }
-        declarationsInFlight.remove(at: index)
+        forget(declarationsInFlight.remove(at: index).added)
         return [.failDeclaration(requestID: requestID, error)] + connectionLost(error)
     }
 
@@ -259,7 +295,7 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
         case .idle, .backingOff:
             let declarations = failAllDeclarations(Self.shuttingDown)
             return declarations + role.shutdownAsked() + stop(closing: false)
-        case .connected(let generation):
+        case .connected(let generation, _):
             state = .closing(generation: generation)
             let actions = failAllDeclarations(Self.shuttingDown) + role.shutdownAsked()
             if role.isDrained { return actions + stop(closing: true) }
@@ -297,9 +333,16 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
         return (closing ? [.closeConnection] : []) + role.stop() + [.finish]
     }
 
+    /// Fails the declarations on the lost connection; their callers retry if they want the queues.
     private mutating func failDeclarationsInFlight(_ error: MessagingError) -> [ConnectionAction] {
         defer { declarationsInFlight.removeAll() }
-        return declarationsInFlight.map { .failDeclaration(requestID: $0, error) }
+        for request in declarationsInFlight { forget(request.added) }
+        return declarationsInFlight.map { .failDeclaration(requestID: $0.requestID, error) }
+    }
+
+    /// Stops declaring `added` on every connect.
+    private mutating func forget(_ added: [String]) {
+        queues.removeAll { added.contains($0) }
     }
 
     private mutating func failAllDeclarations(_ error: MessagingError) -> [ConnectionAction] {

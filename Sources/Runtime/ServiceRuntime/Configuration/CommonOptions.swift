@@ -14,8 +14,16 @@ public struct CommonOptions: ParsableArguments, Sendable {
         help: "Address the HTTP listener binds, e.g. 0.0.0.0 for every interface (env HTTP_HOST; default 0.0.0.0 for user-service, 127.0.0.1 for the consumers' admin ports).")
     public var host: String?
 
-    @Option(name: .customLong("rabbitmq-url"), help: "amqp://user:pass@host:port/vhost (env RABBITMQ_URL).")
+    @Option(
+        name: .customLong("rabbitmq-url"),
+        help: "amqp://user:pass@host:port/vhost, or one per cluster node, comma-separated (env RABBITMQ_URL).")
     public var rabbitmqURL: String?
+
+    /// `classic` or `quorum`: the type of every queue the service declares.
+    @Option(
+        name: .customLong("amqp-queue-type"),
+        help: "classic or quorum: the type of every queue declared (env AMQP_QUEUE_TYPE, default classic).")
+    public var amqpQueueType: String?
 
     @Option(name: .customLong("heartbeat"), help: "AMQP heartbeat in seconds (env AMQP_HEARTBEAT, default 30).")
     public var heartbeat: String?
@@ -61,7 +69,8 @@ public struct CommonOptions: ParsableArguments, Sendable {
             heartbeat: Setting.value(heartbeat, env: "AMQP_HEARTBEAT", in: environment),
             caFile: Setting.value(amqpCAFile, env: "AMQP_CA_FILE", in: environment),
             clientCertificate: Setting.value(amqpClientCertificate, env: "AMQP_CLIENT_CERT", in: environment),
-            clientKey: Setting.value(amqpClientKey, env: "AMQP_CLIENT_KEY", in: environment))
+            clientKey: Setting.value(amqpClientKey, env: "AMQP_CLIENT_KEY", in: environment),
+            queueType: Setting.value(amqpQueueType, env: "AMQP_QUEUE_TYPE", in: environment))
         let level = try Setting.logLevel(Setting.value(logLevel, env: "LOG_LEVEL", in: environment))
         let grace = try Setting.positiveInteger(
             Setting.value(shutdownGrace, env: "SHUTDOWN_GRACE_SECONDS", in: environment),

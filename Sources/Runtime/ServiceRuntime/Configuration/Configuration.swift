@@ -82,14 +82,16 @@ public enum Setting {
         return level
     }
 
-    /// The broker from an `amqp://user:pass@host:port/vhost` URL, with the TLS files for `amqps://`.
+    /// The broker from an `amqp://user:pass@host:port/vhost` URL (or a comma-separated list, one URL per cluster
+    /// node), with the TLS files for `amqps://` and the queue type.
     ///
-    /// `caFile` (`AMQP_CA_FILE`) replaces the default trust store; `clientCertificate` (`AMQP_CLIENT_CERT`) and
+    /// `queueType` (`AMQP_QUEUE_TYPE`) is `classic` (the default) or `quorum`. `caFile` (`AMQP_CA_FILE`) replaces
+    /// the default trust store; `clientCertificate` (`AMQP_CLIENT_CERT`) and
     /// `clientKey` (`AMQP_CLIENT_KEY`) go together. Each file must exist and be readable, and TLS files are refused
     /// with a plain `amqp://` URL (they would be ignored and the password sent in clear).
     public static func broker(
         _ text: String?, heartbeat: String?, caFile: String? = nil, clientCertificate: String? = nil,
-        clientKey: String? = nil
+        clientKey: String? = nil, queueType: String? = nil
     ) throws -> BrokerConfiguration {
         var configuration: BrokerConfiguration
         do {
@@ -119,7 +121,19 @@ public enum Setting {
         configuration.caCertificatePath = caFile
         configuration.clientCertificatePath = clientCertificate
         configuration.clientKeyPath = clientKey
+        configuration.queueType = try Self.queueType(queueType)
         return configuration
+    }
+
+    /// `classic` (the default) or `quorum`, in any case.
+    static func queueType(_ text: String?) throws -> QueueType {
+        guard let text else { return .classic }
+        guard let type = QueueType(rawValue: text.trimmingCharacters(in: .whitespaces).lowercased()) else {
+            throw ConfigurationError(
+                setting: "AMQP_QUEUE_TYPE",
+                problem: "'\(text)' is not one of \(QueueType.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return type
     }
 
     /// Checks that `path` names a readable regular file (or a link to one).

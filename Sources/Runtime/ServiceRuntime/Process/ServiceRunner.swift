@@ -63,7 +63,8 @@ public enum ServiceRunner {
     /// into the service's configuration, throwing `ConfigurationError` for a bad setting; then logging and metrics
     /// start, `assemble` builds the services (an error there, such as a database that cannot be opened, is
     /// reported against `assemblySetting`), and they run until SIGTERM or SIGINT. A configuration error ends the
-    /// process with one line and status 78. `defaultHost` is where the HTTP listener binds without `HTTP_HOST`:
+    /// process with one line and status 78, and so does a queue that exists with another type than the one declared
+    /// (``MessagingError/Code/queueConflict``). `defaultHost` is where the HTTP listener binds without `HTTP_HOST`:
     /// loopback unless the service's HTTP API is meant for other machines.
     public static func serve<Configuration>(
         _ label: String, options: CommonOptions, defaultPort: Int, defaultHost: String = Setting.loopback,
@@ -92,7 +93,14 @@ public enum ServiceRunner {
         }
         var metadata = describe(configuration)
         metadata["broker"] = "\(settings.broker.redactedURL)"
+        metadata["queue_type"] = "\(settings.broker.queueType)"
         logger.info("starting", metadata: metadata)
-        try await run(services, gracePeriod: settings.gracePeriod, logger: logger)
+        do {
+            try await run(services, gracePeriod: settings.gracePeriod, logger: logger)
+        } catch let error as MessagingError where error.code == .queueConflict {
+            // A queue of another type: no retry can fix it, so the process stops with the one line saying what to do.
+            FileHandle.standardError.write(Data(("error: " + error.detail + "\n").utf8))
+            Foundation.exit(78)
+        }
     }
 }
