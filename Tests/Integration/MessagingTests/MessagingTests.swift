@@ -271,7 +271,10 @@ struct MessagingTests {
         idle.heartbeat = .seconds(1)  // the broker drops a connection after two silent intervals
         let publisher = Publisher(configuration: idle, declaring: [], logger: logger)
         try await withServices(publisher) {
-            try await eventually("connected") { try await broker.connectionIDs(named: name).count == 1 }
+            // rabbitmqctl takes seconds per call on a busy machine: the deadline leaves room for several.
+            try await eventually(timeout: .seconds(60), "connected") {
+                try await broker.connectionIDs(named: name).count == 1
+            }
             let before = try await broker.connectionIDs(named: name)
             // Idle on purpose: only heartbeats (sent from the poll loop) keep the connection open meanwhile.
             try await Task.sleep(for: .seconds(4))
