@@ -70,7 +70,7 @@ public struct ConsumingService: Sendable {
             concurrency: Int(connections.prefetch), maxAttempts: maxAttempts, logger: logger, handler: handler)
         var admin = Router()
         routes(&admin)
-        admin.addConsumerHealthRoutes {
+        admin.addHealthRoutes {
             var report = await checks().merging(["broker": connections.isConnected]) { $1 }
             var reasons: [String: String] = [:]
             // Paused deliveries say which dependency is down and why, whatever the service's own check saw.
@@ -78,7 +78,7 @@ public struct ConsumingService: Sendable {
                 report[fault.dependency] = false
                 reasons[fault.dependency] = fault.reason
             }
-            return (Readiness(checks: report), reasons)
+            return Readiness(checks: report, reasons: reasons)
         }
         admin.addMetricsRoute()
         server = HTTPServer(configuration: http.recordingMetrics(), router: admin, logger: logger)
@@ -89,44 +89,5 @@ public struct ConsumingService: Sendable {
     /// The admin port, once listening.
     public func listeningPort() async throws -> Int {
         try await server.listeningPort()
-    }
-}
-
-extension Router {
-    /// `GET /healthz` and `GET /readyz` as `addHealthRoutes` serves them, and on `/readyz` a `reasons` object naming
-    /// why each failing dependency is down, when known (e.g. `{"database": "DatabaseError(full, 13): ..."}`).
-    fileprivate mutating func addConsumerHealthRoutes(
-        _ readiness: @escaping @Sendable () async -> (Readiness, reasons: [String: String])
-    ) {
-        add(.GET, "/healthz") { _ in .json(["status": "ok"]) }
-        add(.GET, "/readyz") { _ in
-            let (report, reasons) = await readiness()
-            return .json(ReadinessBody(report: report, reasons: reasons), status: report.isReady ? .ok : .serviceUnavailable)
-        }
-    }
-}
-
-/// `{"status": "ready"|"not_ready", "<check>": "up"|"down", ..., "<gauge>": n, "reasons": {...}}`.
-private struct ReadinessBody: Encodable {
-    let report: Readiness
-    let reasons: [String: String]
-
-    struct Key: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: Key.self)
-        try container.encode(report.isReady ? "ready" : "not_ready", forKey: Key(stringValue: "status"))
-        for (name, ok) in report.checks.sorted(by: { $0.key < $1.key }) {
-            try container.encode(ok ? "up" : "down", forKey: Key(stringValue: name))
-        }
-        for (name, value) in report.gauges.sorted(by: { $0.key < $1.key }) {
-            try container.encode(value, forKey: Key(stringValue: name))
-        }
-        if !reasons.isEmpty { try container.encode(reasons, forKey: Key(stringValue: "reasons")) }
     }
 }

@@ -8,11 +8,15 @@ public struct Readiness: Sendable {
     public var checks: [String: Bool]
     /// Gauges shown alongside, e.g. `outbox_backlog`.
     public var gauges: [String: Int]
+    /// Why a failing dependency is down, when known (e.g. `"database": "DatabaseError(full, 13): ..."`), shown under
+    /// `reasons`.
+    public var reasons: [String: String]
 
     /// Creates a report.
-    public init(checks: [String: Bool], gauges: [String: Int] = [:]) {
+    public init(checks: [String: Bool], gauges: [String: Int] = [:], reasons: [String: String] = [:]) {
         self.checks = checks
         self.gauges = gauges
+        self.reasons = reasons
     }
 
     /// Ready when every check passes.
@@ -55,5 +59,6 @@ private struct ReadinessBody: Encodable {
         for (name, value) in report.gauges.sorted(by: { $0.key < $1.key }) {
             try container.encode(value, forKey: Key(stringValue: name))
         }
+        if !report.reasons.isEmpty { try container.encode(report.reasons, forKey: Key(stringValue: "reasons")) }
     }
 }
