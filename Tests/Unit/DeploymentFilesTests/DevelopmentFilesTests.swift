@@ -39,4 +39,17 @@ struct DevelopmentFilesTests {
         }
         Issue.record("no compose file defines the devcontainer's service '\(service)'")
     }
+
+    @Test func devcontainerBuildsWithTheDockerfilesSwift() throws {
+        let compose = try load(".devcontainer/docker-compose.devcontainer.yml")
+        let services = try #require(compose["services"] as? [String: Any])
+        let dev = try #require(services["dev"] as? [String: Any])
+        let image = try #require(dev["image"] as? String)
+        let dockerfile = try String(contentsOfFile: "\(repositoryRoot)/Dockerfile", encoding: .utf8)
+        let buildImage = try #require(
+            dockerfile.split(separator: "\n").first { $0.hasPrefix("FROM swift:") }?
+                .split(separator: " ").dropFirst().first.map(String.init),
+            "the Dockerfile builds FROM a swift: image")
+        #expect(image == buildImage, "the devcontainer and the Dockerfile should build with one Swift")
+    }
 }
