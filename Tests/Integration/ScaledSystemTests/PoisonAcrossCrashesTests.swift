@@ -45,14 +45,15 @@ struct PoisonAcrossCrashesTests {
         var kills = 0
         while try await deadCount() == 0 {
             try #require(kills < 8, "still not dead-lettered after \(kills) kills\n\(system.logs())")
-            try await eventually(timeout: .seconds(30), "an instance holds the message\n\(system.logs())") {
+            let counts = try await queueCounts(QueueName.order, broker: broker, virtualHostURL: url)
+            try await eventually(timeout: .seconds(30), "an instance holds the message (\(String(describing: counts)))\n\(system.logs())") {
                 let held = try await queueCounts(QueueName.order, broker: broker, virtualHostURL: url)?.unacked == 1
                 if held { return true }
                 return try await deadCount() > 0
             }
             if try await deadCount() > 0 { break }
-            // Which instance holds it does not matter: both die, as a crash on the message would take its holder,
-            // and both come back with no memory of it.
+            // Which instance holds it does not matter: both die at once and come back with no memory of it.
+            for instance in system.orders { instance.process.send(SIGKILL) }
             for instance in system.orders { try await instance.process.stop(signal: SIGKILL) }
             kills += 1
             for instance in system.orders { try instance.process.start() }
@@ -62,14 +63,14 @@ struct PoisonAcrossCrashesTests {
                 }
             }
         }
-        // Three takes reached a handler. A kill can land while a redelivery is being counted (classic: republished
-        // with its count), which is no take: more kills than the bound, never fewer.
-        #expect(kills >= 3, "dead-lettered after \(kills) kills\n\(system.logs())")
-        #expect(kills <= 5, "dead-lettered only after \(kills) kills\n\(system.logs())")
-        let letters = try await takeMessages(1, from: dead, brokerURL: url, timeout: .seconds(10))
-        let letter = try #require(letters.first)
+        // Three takes, each ended by a kill. A round kills both instances at once, but the broker may hand the message
+        // returned by the first to die to the second before it notices that one is gone too: a round counts one or
+        // two takes (never more: both are dead). So 2 or 3 rounds; one would mean takes counted that did not happen,
+        // more than 3 takes that were not counted (a count kept in a process would never reach the bound at all).
+        #expect((2...3).contains(kills), "dead-lettered after \(kills) rounds of kills\n\(system.logs())")
+        let letter = try #require(try await takeOne(from: dead, brokerURL: url, queueType: queueType))
         #expect(letter.properties.headers["x-attempts"] == "3", "\(letter.properties.headers)")
-        #expect(letter.properties.headers["x-error"]?.contains("without being settled") == true, "\(letter.properties.headers)")
+        #expect(letter.properties.headers["x-error"]?.contains("taken 3 times without being settled") == true, "\(letter.properties.headers)")
         #expect(try UserEvent.decode(body: letter.body).eventID == "killer-1")
         try await eventually(timeout: .seconds(20), "queue_order is empty") {
             try await queueCounts(QueueName.order, broker: broker, virtualHostURL: url).map { $0.ready + $0.unacked } == 0

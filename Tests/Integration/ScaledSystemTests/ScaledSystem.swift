@@ -25,11 +25,13 @@ final class ScaledSystem: Sendable {
     let orders: [Instance]
     var all: [Instance] { users + notifications + orders }
 
-    /// Prepares (does not start) `counts` instances. `environment` goes to every instance; `routingTables`, when
-    /// given, holds one routing-table file per notification-service instance.
+    /// Prepares (does not start) `counts` instances. `environment` goes to every instance, `notificationEnvironment`
+    /// to the notification-service instances; `routingTables`, when given, holds one routing-table file per
+    /// notification-service instance.
     init(
         _ name: String, brokerURL: String, postgres: TestPostgres, counts: (user: Int, notification: Int, order: Int),
-        environment: [String: String] = [:], routingTables: [String]? = nil
+        environment: [String: String] = [:], notificationEnvironment: [String: String] = [:],
+        routingTables: [String]? = nil
     ) async throws {
         let directory = try temporaryDirectory("scaled-\(name)")
         let usersDatabaseURL = try await postgres.freshDatabase("users")
@@ -51,7 +53,8 @@ final class ScaledSystem: Sendable {
         }
         users = try (0..<counts.user).map { try make("user-service", $0 + 1, ["USER_DB_URL": usersDatabaseURL]) }
         notifications = try (0..<counts.notification).map { index in
-            try make("notification-service", index + 1, routingTables.map { ["ROUTING_TABLE": $0[index]] } ?? [:])
+            let table = routingTables.map { ["ROUTING_TABLE": $0[index]] } ?? [:]
+            return try make("notification-service", index + 1, notificationEnvironment.merging(table) { $1 })
         }
         orders = try (0..<counts.order).map { try make("order-service", $0 + 1, ["ORDER_DB_URL": ordersDatabaseURL]) }
     }
@@ -205,4 +208,33 @@ func queueCounts(_ queue: String, broker: TestBroker, virtualHostURL: String) as
 func metrics(port: Int) async -> PrometheusText? {
     guard let response = try? await httpRequest("GET", port: port, path: "/metrics") else { return nil }
     return try? PrometheusText(String(decoding: response.body, as: UTF8.self))
+}
+
+/// Takes one message from `queue` (acking it), declared as `queueType` (a quorum queue refuses a classic
+/// declaration), waiting at most `timeout`; nil if none came.
+func takeOne(from queue: String, brokerURL: String, queueType: QueueType, timeout: Duration = .seconds(20)) async throws -> Delivery? {
+    var configuration = try BrokerConfiguration(url: brokerURL)
+    configuration.queueType = queueType
+    let consumer = Consumer(configuration: configuration, queue: queue, prefetch: 1, logger: Logger(label: "take"))
+    return try await withThrowingTaskGroup(of: Delivery?.self) { group in
+        group.addTask {
+            try await consumer.run()
+            return nil
+        }
+        group.addTask {
+            for await delivery in consumer.deliveries {
+                consumer.ack(delivery)
+                return delivery
+            }
+            return nil
+        }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            return nil
+        }
+        let first = try await group.next() ?? nil
+        // Cancelling stops the consumer, which sends the ack it was handed before it closes.
+        group.cancelAll()
+        return first
+    }
 }
