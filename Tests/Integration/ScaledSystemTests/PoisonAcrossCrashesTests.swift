@@ -15,76 +15,78 @@ import TestSupport
 /// test's), the instance that takes the message waits on the lock with the delivery unacked, and the test SIGKILLs
 /// it. The count must travel with the message (`x-delivery-count` on quorum, `x-attempts` on classic queues): each
 /// restarted process starts with no memory of earlier takes.
-@Suite(.timeLimit(.minutes(4)))
-struct PoisonAcrossCrashesTests {
-    @Test(arguments: [QueueType.classic, .quorum])
-    func aMessageThatKillsEveryConsumerIsDeadLetteredAfterTheBound(queueType: QueueType) async throws {
-        let broker = try await TestBroker.shared()
-        let postgres = try await TestPostgres.shared()
-        let url = try await broker.makeVirtualHost("poison-crash-\(queueType)")
-        let system = try await ScaledSystem(
-            "poison-crash-\(queueType)", brokerURL: url, postgres: postgres, counts: (0, 0, 2),
-            environment: ["AMQP_QUEUE_TYPE": "\(queueType)", "MAX_DELIVERY_ATTEMPTS": "3", "PREFETCH": "1"])
-        defer { Task { await system.stopAll() } }
-        try await system.start()
-        #expect(try await typeOf(QueueName.order, broker: broker, url: url) == "\(queueType)")
+extension ScaledProcesses {
+    @Suite(.timeLimit(.minutes(8)))
+    struct PoisonAcrossCrashesTests {
+        @Test(arguments: [QueueType.classic, .quorum])
+        func aMessageThatKillsEveryConsumerIsDeadLetteredAfterTheBound(queueType: QueueType) async throws {
+            let broker = try await TestBroker.shared()
+            let postgres = try await TestPostgres.shared()
+            let url = try await broker.makeVirtualHost("poison-crash-\(queueType)")
+            let system = try await ScaledSystem(
+                "poison-crash-\(queueType)", brokerURL: url, postgres: postgres, counts: (0, 0, 2),
+                environment: ["AMQP_QUEUE_TYPE": "\(queueType)", "MAX_DELIVERY_ATTEMPTS": "3", "PREFETCH": "1"])
+            defer { Task { await system.stopAll() } }
+            try await system.start()
+            #expect(try await typeOf(QueueName.order, broker: broker, url: url) == "\(queueType)")
 
-        let lock = try TableLock(databaseURL: system.ordersDatabaseURL, table: "user_snapshots", directory: system.directory)
-        defer { lock.release() }
-        try await eventually(timeout: .seconds(20), "the test holds the table lock") { try await lock.isHeld(postgres) }
+            let lock = try TableLock(databaseURL: system.ordersDatabaseURL, table: "user_snapshots", directory: system.directory)
+            defer { lock.release() }
+            try await eventually(timeout: .seconds(20), "the test holds the table lock") { try await lock.isHeld(postgres) }
 
-        let event = UserEvent(
-            kind: .created, userID: "killer", name: "K", email: "k@example.com", eventID: "killer-1", version: 1,
-            occurredAt: Date())
-        try await publish(
-            [OutboundMessage(queue: QueueName.order, body: event.encodedBody(), properties: MessageProperties(messageID: event.eventID))],
-            brokerURL: url, queueType: queueType)
+            let event = UserEvent(
+                kind: .created, userID: "killer", name: "K", email: "k@example.com", eventID: "killer-1", version: 1,
+                occurredAt: Date())
+            try await publish(
+                [OutboundMessage(queue: QueueName.order, body: event.encodedBody(), properties: MessageProperties(messageID: event.eventID))],
+                brokerURL: url, queueType: queueType)
 
-        let dead = QueueName.deadLetter(for: QueueName.order)
-        @Sendable func deadCount() async throws -> Int { try await broker.messageCount(queue: dead, virtualHostURL: url) ?? 0 }
-        var kills = 0
-        while try await deadCount() == 0 {
-            try #require(kills < 8, "still not dead-lettered after \(kills) kills\n\(system.logs())")
-            let counts = try await queueCounts(QueueName.order, broker: broker, virtualHostURL: url)
-            try await eventually(timeout: .seconds(30), "an instance holds the message (\(String(describing: counts)))\n\(system.logs())") {
-                let held = try await queueCounts(QueueName.order, broker: broker, virtualHostURL: url)?.unacked == 1
-                if held { return true }
-                return try await deadCount() > 0
-            }
-            if try await deadCount() > 0 { break }
-            // Which instance holds it does not matter: both die at once and come back with no memory of it.
-            for instance in system.orders { instance.process.send(SIGKILL) }
-            for instance in system.orders { try await instance.process.stop(signal: SIGKILL) }
-            kills += 1
-            for instance in system.orders { try instance.process.start() }
-            for instance in system.orders {
-                try await eventually(timeout: .seconds(30), "\(instance.name) back\n\(system.logs())") {
-                    (try? await httpRequest("GET", port: instance.port, path: "/healthz").status) == 200
+            let dead = QueueName.deadLetter(for: QueueName.order)
+            @Sendable func deadCount() async throws -> Int { try await broker.messageCount(queue: dead, virtualHostURL: url) ?? 0 }
+            var kills = 0
+            while try await deadCount() == 0 {
+                try #require(kills < 8, "still not dead-lettered after \(kills) kills\n\(system.logs())")
+                let counts = try await queueCounts(QueueName.order, broker: broker, virtualHostURL: url)
+                try await eventually(timeout: .seconds(30), "an instance holds the message (\(String(describing: counts)))\n\(system.logs())") {
+                    let held = try await queueCounts(QueueName.order, broker: broker, virtualHostURL: url)?.unacked == 1
+                    if held { return true }
+                    return try await deadCount() > 0
+                }
+                if try await deadCount() > 0 { break }
+                // Which instance holds it does not matter: both die at once and come back with no memory of it.
+                for instance in system.orders { instance.process.send(SIGKILL) }
+                for instance in system.orders { try await instance.process.stop(signal: SIGKILL) }
+                kills += 1
+                for instance in system.orders { try instance.process.start() }
+                for instance in system.orders {
+                    try await eventually(timeout: .seconds(30), "\(instance.name) back\n\(system.logs())") {
+                        (try? await httpRequest("GET", port: instance.port, path: "/healthz").status) == 200
+                    }
                 }
             }
+            // Three takes, each ended by a kill. A round kills both instances at once, but the broker may hand the message
+            // returned by the first to die to the second before it notices that one is gone too: a round counts one or
+            // two takes (never more: both are dead). So 2 or 3 rounds; one would mean takes counted that did not happen,
+            // more than 3 takes that were not counted (a count kept in a process would never reach the bound at all).
+            #expect((2...3).contains(kills), "dead-lettered after \(kills) rounds of kills\n\(system.logs())")
+            let letter = try #require(try await takeOne(from: dead, brokerURL: url, queueType: queueType))
+            #expect(letter.properties.headers["x-attempts"] == "3", "\(letter.properties.headers)")
+            #expect(letter.properties.headers["x-error"]?.contains("taken 3 times without being settled") == true, "\(letter.properties.headers)")
+            #expect(try UserEvent.decode(body: letter.body).eventID == "killer-1")
+            try await eventually(timeout: .seconds(20), "queue_order is empty") {
+                try await queueCounts(QueueName.order, broker: broker, virtualHostURL: url).map { $0.ready + $0.unacked } == 0
+            }
         }
-        // Three takes, each ended by a kill. A round kills both instances at once, but the broker may hand the message
-        // returned by the first to die to the second before it notices that one is gone too: a round counts one or
-        // two takes (never more: both are dead). So 2 or 3 rounds; one would mean takes counted that did not happen,
-        // more than 3 takes that were not counted (a count kept in a process would never reach the bound at all).
-        #expect((2...3).contains(kills), "dead-lettered after \(kills) rounds of kills\n\(system.logs())")
-        let letter = try #require(try await takeOne(from: dead, brokerURL: url, queueType: queueType))
-        #expect(letter.properties.headers["x-attempts"] == "3", "\(letter.properties.headers)")
-        #expect(letter.properties.headers["x-error"]?.contains("taken 3 times without being settled") == true, "\(letter.properties.headers)")
-        #expect(try UserEvent.decode(body: letter.body).eventID == "killer-1")
-        try await eventually(timeout: .seconds(20), "queue_order is empty") {
-            try await queueCounts(QueueName.order, broker: broker, virtualHostURL: url).map { $0.ready + $0.unacked } == 0
-        }
-    }
 
-    private func typeOf(_ queue: String, broker: TestBroker, url: String) async throws -> String? {
-        let vhost = String(url.split(separator: "/").last ?? "")
-        let output = try await broker.ctl(["list_queues", "-p", vhost, "-q", "--no-table-headers", "name", "type"])
-        for line in output.split(separator: "\n") {
-            let fields = line.split(whereSeparator: { $0 == "\t" || $0 == " " })
-            if fields.count == 2, fields[0] == queue { return String(fields[1]) }
+        private func typeOf(_ queue: String, broker: TestBroker, url: String) async throws -> String? {
+            let vhost = String(url.split(separator: "/").last ?? "")
+            let output = try await broker.ctl(["list_queues", "-p", vhost, "-q", "--no-table-headers", "name", "type"])
+            for line in output.split(separator: "\n") {
+                let fields = line.split(whereSeparator: { $0 == "\t" || $0 == " " })
+                if fields.count == 2, fields[0] == queue { return String(fields[1]) }
+            }
+            return nil
         }
-        return nil
     }
 }
 

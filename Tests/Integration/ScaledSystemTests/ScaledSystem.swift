@@ -3,7 +3,13 @@ import DatabaseTestSupport
 import Foundation
 import Logging
 import Messaging
+import Testing
 import TestSupport
+
+/// The suites of this target, one test at a time: each runs several service processes (up to six, beside a
+/// private cluster), and run together with the rest of `make test` on a 2-core machine they starved one another
+/// past their time limits.
+@Suite(.serialized) enum ScaledProcesses {}
 
 /// Several instances of each real executable, started as processes (the swift build products), on PostgreSQL
 /// databases of the test's own and a broker URL (one node's, or a cluster's comma-separated list). Each instance
