@@ -154,6 +154,10 @@ let package = Package(
         test(
             "EndToEndTests", in: "Integration",
             dependencies: ["Common", "Storage", "Messaging", "TestSupport", "BrokerTestSupport"]),
+        // The executables as processes, several instances each, on PostgreSQL and (the chaos test) a 3-node cluster.
+        test(
+            "ScaledSystemTests", in: "Integration",
+            dependencies: ["Common", "Messaging", "TestSupport", "BrokerTestSupport", "DatabaseTestSupport", logging]),
     ]
 )
 
