@@ -9,9 +9,13 @@ public final class Consumer: Service, Sendable {
     private let prefetch: UInt16
     private let queues: [String]
     private let logger: Logger
-    private let continuation: AsyncStream<Delivery>.Continuation
-    /// The deliveries, across reconnects, for one reader. Finishes when ``run()`` returns.
-    public let deliveries: AsyncStream<Delivery>
+    private let continuation: AsyncStream<[Delivery]>.Continuation
+    /// The deliveries, in the batches the connection's thread read together (each in delivery-tag order), across
+    /// reconnects, for one reader: read this or ``deliveries``, not both. Finishes when ``run()`` returns.
+    public let batches: AsyncStream<[Delivery]>
+    /// The deliveries one by one, across reconnects, for one reader: read this or ``batches``, not both. Finishes
+    /// when ``run()`` returns.
+    public var deliveries: Deliveries { Deliveries(batches: batches) }
 
     /// Creates a consumer; nothing happens until ``run()``.
     ///
@@ -25,8 +29,8 @@ public final class Consumer: Service, Sendable {
         configuration: BrokerConfiguration, queue: String, prefetch: UInt16 = 256, declaring queues: [String] = [],
         logger: Logger
     ) {
-        let (stream, continuation) = AsyncStream.makeStream(of: Delivery.self, bufferingPolicy: .unbounded)
-        deliveries = stream
+        let (stream, continuation) = AsyncStream.makeStream(of: [Delivery].self, bufferingPolicy: .unbounded)
+        batches = stream
         self.continuation = continuation
         self.configuration = configuration
         self.queue = queue
@@ -60,5 +64,51 @@ public final class Consumer: Service, Sendable {
 
     private func settle(_ delivery: Delivery, _ settlement: Settlement) {
         mailbox.post(.role(.settle(deliveryTag: delivery.deliveryTag, generation: delivery.generation, settlement)))
+    }
+}
+
+extension Consumer {
+    /// A consumer's ``Consumer/batches`` taken apart into single deliveries, in order.
+    public struct Deliveries: AsyncSequence, Sendable {
+        /// The element: one delivery.
+        public typealias Element = Delivery
+        /// Never fails.
+        public typealias Failure = Never
+
+        let batches: AsyncStream<[Delivery]>
+
+        /// Starts reading; the one reader of the consumer's stream.
+        public func makeAsyncIterator() -> Iterator {
+            Iterator(batches: batches.makeAsyncIterator())
+        }
+
+        /// Hands out the deliveries of one batch before it waits for the next.
+        public struct Iterator: AsyncIteratorProtocol {
+            var batches: AsyncStream<[Delivery]>.Iterator
+            var current: [Delivery] = []
+            var index = 0
+
+            /// The next delivery; nil once the consumer has stopped.
+            public mutating func next() async -> Delivery? {
+                while index == current.count {
+                    guard let batch = await batches.next() else { return nil }
+                    current = batch
+                    index = 0
+                }
+                defer { index += 1 }
+                return current[index]
+            }
+
+            /// The next delivery; nil once the consumer has stopped.
+            public mutating func next(isolation actor: isolated (any Actor)?) async -> Delivery? {
+                while index == current.count {
+                    guard let batch = await batches.next(isolation: actor) else { return nil }
+                    current = batch
+                    index = 0
+                }
+                defer { index += 1 }
+                return current[index]
+            }
+        }
     }
 }

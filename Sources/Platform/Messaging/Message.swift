@@ -65,10 +65,10 @@ public struct Delivery: Sendable {
     public var redelivered: Bool
     /// The queue it was consumed from.
     public var queue: String
-    /// Delivery tag on the channel that delivered it.
-    let deliveryTag: UInt64
-    /// Which connection of the consumer delivered it: tags are only valid on that connection.
-    let generation: UInt64
+    /// Delivery tag on the channel that delivered it: ascending in delivery order on that connection.
+    public let deliveryTag: UInt64
+    /// Which connection of the consumer delivered it: tags are only valid, and only ordered, on that connection.
+    public let generation: UInt64
 
     init(
         body: [UInt8], properties: MessageProperties, redelivered: Bool, queue: String, deliveryTag: UInt64,

@@ -60,14 +60,17 @@ public struct ConsumingService: Sendable {
     ///   - listeners: More services that take input from outside, stopped first with the server (e.g. a SIGHUP
     ///     handler).
     ///   - handler: Handles each delivery; see ``DeliveryLoop``.
+    ///   - batchHandler: Handles a batch of deliveries at once, if given; see ``DeliveryLoop``.
     public init(
         _ connections: ConsumerConnections, maxAttempts: Int, http: HTTPServerConfiguration, logger: Logger,
         routes: (inout Router) -> Void = { _ in }, checks: @escaping @Sendable () async -> [String: Bool] = { [:] },
-        listeners: [any Service] = [], handler: @escaping DeliveryLoop.Handler
+        listeners: [any Service] = [], handler: @escaping DeliveryLoop.Handler,
+        batchHandler: DeliveryLoop.BatchHandler? = nil
     ) {
         let loop = DeliveryLoop(
             queue: connections.queue, consumer: connections.consumer, publisher: connections.publisher,
-            concurrency: Int(connections.prefetch), maxAttempts: maxAttempts, logger: logger, handler: handler)
+            concurrency: Int(connections.prefetch), maxAttempts: maxAttempts, logger: logger, handler: handler,
+            batchHandler: batchHandler)
         var admin = Router()
         routes(&admin)
         admin.addHealthRoutes {

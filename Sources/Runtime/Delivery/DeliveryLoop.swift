@@ -15,11 +15,20 @@ import ServiceRuntime
 /// confirmed publish followed by the ack (``DeadLetter`` writes its headers); a delivery whose move or handler did not
 /// finish (crash, lost connection) is redelivered.
 ///
+/// Deliveries the consumer hands over together are taken as a batch (at most `maxBatch`). With a batch handler, a
+/// batch whose messages all arrive for a first handling is handled in one call, and acked with one `multiple` ack
+/// once every delivery below it has finished (``AckTracker``); a batch handler that throws changes nothing for the
+/// messages: each is then handled on its own as above, so that a poison message is retried and dead-lettered alone
+/// with its own attempt count and a dependency fault holds without counting.
+///
 /// It counts `events_consumed_total{queue}` per delivery and `events_dead_lettered_total{queue,reason}` per move,
 /// with the reason as a short code (``InvalidMessage/code``, or `max_attempts`).
 public final class DeliveryLoop: Service, Sendable {
     /// Handles one delivery; see the type's documentation for what returning and throwing mean.
     public typealias Handler = @Sendable (Delivery) async throws -> Void
+    /// Handles several deliveries at once, all or nothing: returning acks them all; throwing hands each to the
+    /// ``Handler`` on its own (the failed batch counts as no attempt).
+    public typealias BatchHandler = @Sendable ([Delivery]) async throws -> Void
 
     private let queue: String
     private let source: any DeliverySource
@@ -28,25 +37,34 @@ public final class DeliveryLoop: Service, Sendable {
     private let policy: DeliveryPolicy
     private let logger: Logger
     private let handler: Handler
+    private let batchHandler: BatchHandler?
+    private let maxBatch: Int
     private let metrics: LoopMetrics
     private let gate = DependencyGate()
+    private let acks = AckTracker()
 
-    /// Creates the loop. `publisher` must declare `<queue>.dead`.
+    /// Creates the loop. `publisher` must declare `<queue>.dead`. `batchHandler`, if any, takes batches of at most
+    /// `maxBatch` deliveries (default: a quarter of `concurrency`, so that several batches overlap).
     public convenience init(
         queue: String, consumer: Consumer, publisher: Publisher, concurrency: Int = 64, maxAttempts: Int = 5,
-        logger: Logger, handler: @escaping Handler
+        maxBatch: Int? = nil, logger: Logger, handler: @escaping Handler, batchHandler: BatchHandler? = nil
     ) {
         self.init(
             queue: queue, source: consumer, publisher: publisher, concurrency: concurrency,
-            policy: DeliveryPolicy(maxAttempts: maxAttempts), logger: logger, handler: handler)
+            policy: DeliveryPolicy(maxAttempts: maxAttempts), maxBatch: maxBatch, logger: logger, handler: handler,
+            batchHandler: batchHandler)
     }
 
     /// Creates the loop over any source and publisher; its metrics bind to the factory current now.
     init(
         queue: String, source: any DeliverySource, publisher: any ConfirmedPublisher, concurrency: Int,
-        policy: DeliveryPolicy, logger: Logger, handler: @escaping Handler
+        policy: DeliveryPolicy, maxBatch: Int? = nil, logger: Logger, handler: @escaping Handler,
+        batchHandler: BatchHandler? = nil
     ) {
         precondition(concurrency > 0)
+        precondition((maxBatch ?? 1) > 0)
+        self.batchHandler = batchHandler
+        self.maxBatch = min(concurrency, maxBatch ?? max(1, concurrency / 4))
         self.queue = queue
         self.source = source
         self.publisher = publisher
@@ -60,16 +78,24 @@ public final class DeliveryLoop: Service, Sendable {
     /// Processes deliveries until graceful shutdown (or the end of the source); then finishes those in flight and
     /// returns.
     public func run() async throws {
-        await withTaskGroup(of: Void.self) { group in
+        await withTaskGroup(of: Int.self) { group in
             var inFlight = 0
-            for await delivery in source.deliveries.cancelOnGracefulShutdown() {
-                if inFlight == concurrency {
-                    await group.next()
-                    inFlight -= 1
+            for await batch in source.batches.cancelOnGracefulShutdown() {
+                acks.taken(batch)
+                metrics.consumed.increment(by: batch.count)
+                var rest = batch[...]
+                while !rest.isEmpty {
+                    let chunk = Array(rest.prefix(maxBatch))
+                    rest = rest.dropFirst(chunk.count)
+                    while inFlight > 0 && inFlight + chunk.count > concurrency {
+                        inFlight -= await group.next() ?? inFlight
+                    }
+                    inFlight += chunk.count
+                    group.addTask {
+                        await self.process(chunk)
+                        return chunk.count
+                    }
                 }
-                inFlight += 1
-                metrics.consumed.increment()
-                group.addTask { await self.process(delivery) }
             }
             await group.waitForAll()
         }
@@ -77,6 +103,49 @@ public final class DeliveryLoop: Service, Sendable {
 
     /// What `/readyz` should report down while deliveries are paused, nil while they flow.
     var unavailableDependency: DependencyUnavailable? { gate.fault }
+
+    /// Handles `deliveries` as one batch when the batch handler can take them, else (or when the batch failed) each
+    /// on its own, concurrently.
+    private func process(_ deliveries: [Delivery]) async {
+        if deliveries.count > 1, let batchHandler, gate.fault == nil,
+            deliveries.allSatisfy({ delivery in
+                if case .handle = policy.arrival(redelivered: delivery.redelivered, headers: delivery.properties.headers) {
+                    true
+                } else {
+                    false
+                }
+            })
+        {
+            do {
+                try await batchHandler(deliveries)
+                settle(deliveries)
+                if gate.open() {
+                    logger.notice("dependency back, deliveries resumed", metadata: ["queue": "\(queue)"])
+                }
+                return
+            } catch {
+                logger.debug(
+                    "batch failed, handling its deliveries one by one",
+                    metadata: ["queue": "\(queue)", "deliveries": "\(deliveries.count)", "error": .untrusted(error)])
+            }
+        }
+        if deliveries.count == 1 {
+            await process(deliveries[0])
+            return
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for delivery in deliveries {
+                group.addTask { await self.process(delivery) }
+            }
+        }
+    }
+
+    /// Acks deliveries that finished: with one `multiple` ack where every delivery below has finished too.
+    private func settle(_ deliveries: [Delivery]) {
+        for (delivery, multiple) in acks.finished(deliveries) {
+            source.ack(delivery, multiple: multiple)
+        }
+    }
 
     private func process(_ delivery: Delivery) async {
         var attempt: Int
@@ -116,7 +185,7 @@ public final class DeliveryLoop: Service, Sendable {
             }
             switch decision {
             case .ack:
-                source.ack(delivery, multiple: false)
+                settle([delivery])
                 return
             case .deadLetter(let letter, let code):
                 await moveToDeadLetter(delivery, letter, code: code)
@@ -189,7 +258,7 @@ public final class DeliveryLoop: Service, Sendable {
             attempt += 1
             do {
                 try await publisher.publish([message])
-                source.ack(delivery, multiple: false)
+                settle([delivery])
                 done()
                 return
             } catch {

@@ -2,9 +2,10 @@ import Messaging
 
 /// Where the ``DeliveryLoop`` takes deliveries from and acks them: Messaging's `Consumer` (a stand-in in tests).
 protocol DeliverySource: Sendable {
-    /// The deliveries, for one reader; the loop ends when the stream finishes.
-    var deliveries: AsyncStream<Delivery> { get }
-    /// Acknowledges `delivery` (and, with `multiple`, every earlier one); does not block.
+    /// The deliveries, in batches of those available together (each in delivery-tag order), for one reader; the
+    /// loop ends when the stream finishes.
+    var batches: AsyncStream<[Delivery]> { get }
+    /// Acknowledges `delivery` (and, with `multiple`, every earlier one of its connection); does not block.
     func ack(_ delivery: Delivery, multiple: Bool)
 }
 

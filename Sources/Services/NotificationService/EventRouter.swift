@@ -7,7 +7,8 @@ import ServiceRuntime
 
 /// Forwards each event from `queue_dispatch` to the queues its type is routed to.
 ///
-/// The handler returns (and so the source is acked) only after every destination confirmed the publish.
+/// The handler returns (and so the source is acked) only after every destination confirmed the publish. A batch is
+/// forwarded in one publish (pipelined inside the confirm window) and returns once every copy was confirmed.
 struct EventRouter: Sendable {
     let table: CurrentRoutingTable
     let publisher: Publisher
@@ -17,6 +18,30 @@ struct EventRouter: Sendable {
     let metrics = ForwardingMetrics()
 
     func handle(_ delivery: Delivery) async throws {
+        let route = try self.route(delivery)
+        try await publishRedeclaring(route.messages)
+        record(route)
+    }
+
+    /// Forwards a batch of deliveries with one confirmed publish of every copy; throws (and then no delivery may be
+    /// acked) when any delivery is not an event or any copy was not confirmed.
+    func handle(batch deliveries: [Delivery]) async throws {
+        let routes = try deliveries.map(route)
+        try await publishRedeclaring(routes.flatMap(\.messages))
+        for route in routes { record(route) }
+    }
+
+    /// Where one delivery goes.
+    private struct Route {
+        /// The copies to publish: one per destination, or the one to `queue_unrouted`.
+        var messages: [OutboundMessage]
+        /// Whether the event had no route.
+        var isUnrouted: Bool
+        var metadata: Logger.Metadata
+    }
+
+    /// The copies of `delivery` to publish; throws ``InvalidMessage`` when it is not an event.
+    private func route(_ delivery: Delivery) throws -> Route {
         let eventType: String
         var properties = delivery.properties
         var metadata: Logger.Metadata = [:]
@@ -43,20 +68,26 @@ struct EventRouter: Sendable {
         let destinations = table.value.destinations(for: eventType)
         guard !destinations.isEmpty else {
             let letter = DeadLetter(reason: "no route for event type '\(eventType)'")
-            try await publishRedeclaring([
-                OutboundMessage(
-                    queue: QueueName.unrouted, body: delivery.body,
-                    properties: letter.marking(properties, movedFrom: sourceQueue))
-            ])
+            let message = OutboundMessage(
+                queue: QueueName.unrouted, body: delivery.body,
+                properties: letter.marking(properties, movedFrom: sourceQueue))
+            return Route(messages: [message], isUnrouted: true, metadata: metadata)
+        }
+        metadata["destinations"] = "\(destinations.joined(separator: ","))"
+        return Route(
+            messages: destinations.map { OutboundMessage(queue: $0, body: delivery.body, properties: properties) },
+            isUnrouted: false, metadata: metadata)
+    }
+
+    /// Counts and logs a route whose copies were confirmed.
+    private func record(_ route: Route) {
+        if route.isUnrouted {
             metrics.unrouted.increment()
-            logger.warning("event has no route, moved to \(QueueName.unrouted)", metadata: metadata)
+            logger.warning("event has no route, moved to \(QueueName.unrouted)", metadata: route.metadata)
             return
         }
-        try await publishRedeclaring(
-            destinations.map { OutboundMessage(queue: $0, body: delivery.body, properties: properties) })
-        for destination in destinations { metrics.forwarded.labelled(destination).increment() }
-        metadata["destinations"] = "\(destinations.joined(separator: ","))"
-        logger.debug("event forwarded", metadata: metadata)
+        for message in route.messages { metrics.forwarded.labelled(message.queue).increment() }
+        logger.debug("event forwarded", metadata: route.metadata)
     }
 }
 

@@ -46,7 +46,7 @@ public struct NotificationServiceApp: Sendable {
         }
         service = ConsumingService(
             connections, maxAttempts: configuration.maxAttempts, http: configuration.http, logger: logger,
-            listeners: reloader.map { [$0] } ?? [], handler: router.handle)
+            listeners: reloader.map { [$0] } ?? [], handler: router.handle(_:), batchHandler: router.handle(batch:))
     }
 
     /// Everything to run, in stages.

@@ -60,7 +60,7 @@ public struct OrderServiceApp: Sendable {
             connections, maxAttempts: configuration.maxAttempts, http: configuration.http, logger: logger,
             routes: { SnapshotAPI(store: store).register(in: &$0) },
             checks: { ["database": await store.isHealthy()] },
-            handler: applier.handle)
+            handler: applier.handle(_:), batchHandler: applier.handle(batch:))
     }
 
     /// Everything to run, in stages; the database pool (PostgreSQL) starts first and stops last.

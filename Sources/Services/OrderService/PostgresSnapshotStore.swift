@@ -40,28 +40,49 @@ final class PostgresSnapshotStore: SnapshotStore {
     }
 
     func apply(_ event: UserEvent) async throws -> Bool {
+        try await unavailableOnFailure {
+            try await database.read { connection in
+                try await Self.apply(event, now: Timestamp.format(Date()), on: connection, logger: logger)
+            }
+        }
+    }
+
+    /// In one transaction, rows locked in user-id order (then arrival order), so that instances applying
+    /// overlapping batches do not deadlock each other.
+    func apply(_ events: [UserEvent]) async throws -> [Bool] {
         let now = Timestamp.format(Date())
+        let order = events.indices.sorted { (events[$0].userID, $0) < (events[$1].userID, $1) }
+        return try await unavailableOnFailure {
+            try await database.transaction { [logger] connection in
+                var applied = Array(repeating: false, count: events.count)
+                for index in order {
+                    applied[index] = try await Self.apply(events[index], now: now, on: connection, logger: logger)
+                }
+                return applied
+            }
+        }
+    }
+
+    private static func apply(
+        _ event: UserEvent, now: String, on connection: PostgresConnection, logger: Logger
+    ) async throws -> Bool {
         let occurredAt = event.occurredAt.map(Timestamp.format)
         let deleted = event.kind == .deleted
         let name = deleted ? nil : event.name
         let email = deleted ? nil : event.email
-        return try await unavailableOnFailure {
-            try await database.read { connection in
-                let rows = try await connection.query(
-                    """
-                    INSERT INTO user_snapshots(user_id, name, email, version, deleted, updated_at, event_id, occurred_at)
-                    VALUES (\(event.userID), \(name), \(email), \(event.version), \(deleted), \(now), \(event.eventID),
-                        \(occurredAt))
-                    ON CONFLICT (user_id) DO UPDATE SET
-                        name = excluded.name, email = excluded.email, version = excluded.version,
-                        deleted = excluded.deleted, updated_at = excluded.updated_at,
-                        event_id = excluded.event_id, occurred_at = excluded.occurred_at
-                    WHERE excluded.version > user_snapshots.version
-                    RETURNING 1
-                    """, logger: logger)
-                return try await rows.collect().count > 0
-            }
-        }
+        let rows = try await connection.query(
+            """
+            INSERT INTO user_snapshots(user_id, name, email, version, deleted, updated_at, event_id, occurred_at)
+            VALUES (\(event.userID), \(name), \(email), \(event.version), \(deleted), \(now), \(event.eventID),
+                \(occurredAt))
+            ON CONFLICT (user_id) DO UPDATE SET
+                name = excluded.name, email = excluded.email, version = excluded.version,
+                deleted = excluded.deleted, updated_at = excluded.updated_at,
+                event_id = excluded.event_id, occurred_at = excluded.occurred_at
+            WHERE excluded.version > user_snapshots.version
+            RETURNING 1
+            """, logger: logger)
+        return try await rows.collect().count > 0
     }
 
     func snapshot(userID: String) async throws -> Snapshot? {

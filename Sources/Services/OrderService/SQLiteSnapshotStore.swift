@@ -42,38 +42,47 @@ final class SQLiteSnapshotStore: SnapshotStore {
     /// - an unversioned event: only over an unversioned live snapshot, and not the event applied last (a redelivery);
     ///   it takes the stored version + 1, so that the read API's `ETag` still changes with every change.
     func apply(_ event: UserEvent) async throws -> Bool {
+        try await apply([event])[0]
+    }
+
+    func apply(_ events: [UserEvent]) async throws -> [Bool] {
         let now = Timestamp.format(Date())
-        let occurredAt = event.occurredAt.map(Timestamp.format)
-        let deleted = event.kind == .deleted
         return try await classifyingFailures {
+            // One job of the writer's group transaction: its rows commit together, or roll back together.
             try await writer.write { db in
-                let changes = try db.run(
-                    """
-                    INSERT INTO user_snapshots(
-                        user_id, name, email, version, deleted, updated_at, event_id, occurred_at, versioned)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(user_id) DO UPDATE SET
-                        name = excluded.name, email = excluded.email,
-                        version = CASE WHEN excluded.versioned = 1 THEN excluded.version
-                                       ELSE user_snapshots.version + 1 END,
-                        deleted = excluded.deleted, updated_at = excluded.updated_at,
-                        event_id = excluded.event_id, occurred_at = excluded.occurred_at,
-                        versioned = excluded.versioned
-                    WHERE CASE
-                        WHEN excluded.versioned = 1 AND user_snapshots.versioned = 1
-                            THEN excluded.version > user_snapshots.version
-                        WHEN excluded.versioned = 1
-                            THEN user_snapshots.deleted = 0 OR excluded.deleted = 1
-                        ELSE user_snapshots.versioned = 0 AND user_snapshots.deleted = 0
-                            AND excluded.event_id <> user_snapshots.event_id
-                    END
-                    """,
-                    event.userID, deleted ? nil : event.name, deleted ? nil : event.email, event.version,
-                    deleted ? 1 : 0, now, event.eventID, occurredAt, event.isVersioned ? 1 : 0)
-                return changes > 0
+                try events.map { event in
+                    let deleted = event.kind == .deleted
+                    let changes = try db.run(
+                        Self.upsert, event.userID, deleted ? nil : event.name, deleted ? nil : event.email,
+                        event.version, deleted ? 1 : 0, now, event.eventID, event.occurredAt.map(Timestamp.format),
+                        event.isVersioned ? 1 : 0)
+                    return changes > 0
+                }
             }
         }
     }
+
+    /// The one statement that writes an event; see ``apply(_:)``.
+    private static let upsert = """
+        INSERT INTO user_snapshots(
+            user_id, name, email, version, deleted, updated_at, event_id, occurred_at, versioned)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT(user_id) DO UPDATE SET
+            name = excluded.name, email = excluded.email,
+            version = CASE WHEN excluded.versioned = 1 THEN excluded.version
+                           ELSE user_snapshots.version + 1 END,
+            deleted = excluded.deleted, updated_at = excluded.updated_at,
+            event_id = excluded.event_id, occurred_at = excluded.occurred_at,
+            versioned = excluded.versioned
+        WHERE CASE
+            WHEN excluded.versioned = 1 AND user_snapshots.versioned = 1
+                THEN excluded.version > user_snapshots.version
+            WHEN excluded.versioned = 1
+                THEN user_snapshots.deleted = 0 OR excluded.deleted = 1
+            ELSE user_snapshots.versioned = 0 AND user_snapshots.deleted = 0
+                AND excluded.event_id <> user_snapshots.event_id
+        END
+        """
 
     func snapshot(userID: String) async throws -> Snapshot? {
         try await classifyingFailures {

@@ -14,6 +14,9 @@ import ServiceRuntime
 /// read-only, I/O error, busy) is thrown as ``DependencyUnavailable`` `database`, so the loop pauses instead of
 /// counting it against the message; any other store error is thrown as it is, for the loop to retry and count.
 ///
+/// A batch of deliveries is applied in one transaction (the store's `apply(_ events:)`), each row by the same
+/// version rule.
+///
 /// It counts `snapshots_applied_total{result="applied"|"ignored"}`, and records `event_lag_seconds` (from the event's
 /// `occurred_at` to the commit) for every applied event that carries its time.
 struct SnapshotApplier: Sendable {
@@ -30,18 +33,39 @@ struct SnapshotApplier: Sendable {
     }
 
     func handle(_ delivery: Delivery) async throws {
-        let event: UserEvent
-        do throws(EventDecodingError) {
-            event = try UserEvent.decode(body: delivery.body, messageID: delivery.properties.messageID)
-        } catch {
-            throw InvalidMessage(error)
-        }
+        let event = try Self.decode(delivery)
         let isApplied: Bool
         do {
             isApplied = try await store.apply(event)
         } catch SnapshotStoreError.unavailable(let reason) {
             throw DependencyUnavailable("database", reason: reason)
         }
+        record(event, applied: isApplied, delivery)
+    }
+
+    /// Applies a batch of deliveries in one transaction of the store; throws (and then nothing was committed) when
+    /// any delivery is not an event or the transaction failed.
+    func handle(batch deliveries: [Delivery]) async throws {
+        let events = try deliveries.map(Self.decode)
+        let results: [Bool]
+        do {
+            results = try await store.apply(events)
+        } catch SnapshotStoreError.unavailable(let reason) {
+            throw DependencyUnavailable("database", reason: reason)
+        }
+        for index in events.indices { record(events[index], applied: results[index], deliveries[index]) }
+    }
+
+    private static func decode(_ delivery: Delivery) throws -> UserEvent {
+        do throws(EventDecodingError) {
+            return try UserEvent.decode(body: delivery.body, messageID: delivery.properties.messageID)
+        } catch {
+            throw InvalidMessage(error)
+        }
+    }
+
+    /// Counts and logs one committed event.
+    private func record(_ event: UserEvent, applied isApplied: Bool, _ delivery: Delivery) {
         if isApplied {
             applied.increment()
             if let occurredAt = event.occurredAt {

@@ -19,6 +19,10 @@ protocol SnapshotStore: Sendable {
     /// older version). Returns after the change committed.
     func apply(_ event: UserEvent) async throws -> Bool
 
+    /// Applies `events` in order, each by the same rule as ``apply(_:)``, in one transaction: all committed or none;
+    /// returns for each whether it changed anything.
+    func apply(_ events: [UserEvent]) async throws -> [Bool]
+
     /// One user's snapshot or tombstone.
     func snapshot(userID: String) async throws -> Snapshot?
 

@@ -1,6 +1,6 @@
 import Common
 import Foundation
-import Messaging
+@testable import Messaging
 import Metrics
 import MetricsTestKit
 import Synchronization
@@ -211,21 +211,138 @@ struct DeliveryLoopTests {
             ])
     }
 
+    // MARK: Batches
+
+    /// Runs a loop with a batch handler over `deliveries`, handed over as one batch; returns the journal and the source.
+    private func runBatched(
+        _ deliveries: [Delivery], maxAttempts: Int = 5, concurrency: Int = 8, maxBatch: Int = 8,
+        handler: @escaping DeliveryLoop.Handler, batchHandler: @escaping DeliveryLoop.BatchHandler
+    ) async throws -> (Journal, ScriptedSource) {
+        let journal = Journal()
+        let source = ScriptedSource(journal, deliveries: deliveries, batched: true)
+        let loop = DeliveryLoop(
+            queue: queue, source: source, publisher: ScriptedPublisher(journal), concurrency: concurrency,
+            policy: DeliveryPolicy(maxAttempts: maxAttempts), maxBatch: maxBatch, logger: quietLogger,
+            handler: handler, batchHandler: batchHandler)
+        try await loop.run()
+        return (journal, source)
+    }
+
+    @Test(arguments: [2, 5, 8])
+    func aBatchHandledTogetherIsAckedWithOneMultipleAck(size: Int) async throws {
+        let deliveries = (0..<size).map { delivery(id: "m\($0)") }
+        let batches = Mutex<[[String]]>([])
+        let (journal, source) = try await runBatched(deliveries) { _ in
+            Issue.record("a batch that succeeds is not handled again one by one")
+        } batchHandler: { batch in
+            batches.withLock { $0.append(batch.map { $0.properties.messageID ?? "" }) }
+        }
+        #expect(batches.withLock { $0 } == [deliveries.map { $0.properties.messageID ?? "" }])
+        #expect(source.ledger.sent.map(\.tag) == [deliveries.last?.deliveryTag])
+        #expect(source.ledger.sent.map(\.multiple) == [true])
+        #expect(Set(journal.all) == Set(deliveries.map { .acked($0.properties.messageID ?? "") }))
+    }
+
+    @Test func aPoisonMessageInABatchIsRetriedAndDeadLetteredAloneWithItsOwnCount() async throws {
+        let deliveries = ["a", "poison", "b", "c"].map { delivery(id: $0) }
+        let calls = Calls()
+        let (journal, _) = try await runBatched(deliveries, maxAttempts: 3) { delivery in
+            _ = calls.count(delivery)
+            if delivery.properties.messageID == "poison" { throw Failure() }
+        } batchHandler: { batch in
+            if batch.contains(where: { $0.properties.messageID == "poison" }) { throw Failure() }
+        }
+        #expect(calls.of("poison") == 3, "the failed batch is no attempt: three of its own")
+        for id in ["a", "b", "c"] { #expect(calls.of(id) == 1) }
+        #expect(journal.published.map(\.queue) == ["queue_test.dead"])
+        #expect(journal.published.first?.properties.headers["x-attempts"] == "3")
+        #expect(Set(journal.all) == [.acked("a"), .acked("b"), .acked("c"), .acked("poison"), .published(queue: "queue_test.dead")])
+        let all = journal.all
+        #expect(
+            all.firstIndex(of: .published(queue: "queue_test.dead"))! < all.firstIndex(of: .acked("poison"))!,
+            "the move is confirmed before the ack")
+    }
+
+    @Test func aBatchWithARedeliveryIsHandledOneByOne() async throws {
+        let deliveries = [delivery(id: "a"), delivery(id: "r", redelivered: true), delivery(id: "b")]
+        let batchCalls = Mutex(0)
+        let (journal, _) = try await runBatched(deliveries) { _ in } batchHandler: { _ in
+            batchCalls.withLock { $0 += 1 }
+        }
+        #expect(batchCalls.withLock { $0 } == 0, "a redelivery must be recounted first, alone")
+        #expect(journal.published.map(\.queue) == [queue])
+        #expect(journal.published.first?.properties.headers["x-attempts"] == "1")
+        #expect(Set(journal.all.filter { if case .acked = $0 { true } else { false } }) == [.acked("a"), .acked("r"), .acked("b")])
+    }
+
+    @Test func aMultipleAckNeverCoversADeliveryThatHasNotFinished() async throws {
+        // Two batches of two; the first is held until the second has finished and been acked.
+        let deliveries = (1...4).map { delivery(id: "d\($0)") }
+        let release = AsyncStream.makeStream(of: Void.self)
+        let secondDone = AsyncStream.makeStream(of: Void.self)
+        let journal = Journal()
+        let source = ScriptedSource(journal, deliveries: deliveries, batched: true)
+        let loop = DeliveryLoop(
+            queue: queue, source: source, publisher: ScriptedPublisher(journal), concurrency: 4,
+            policy: DeliveryPolicy(maxAttempts: 5), maxBatch: 2, logger: quietLogger, handler: { _ in }
+        ) { batch in
+            if batch.first?.properties.messageID == "d1" {
+                for await _ in release.stream { break }
+            } else {
+                secondDone.continuation.yield()
+            }
+        }
+        let running = Task { try await loop.run() }
+        for await _ in secondDone.stream { break }
+        try await eventually("the second batch is acked") { source.ledger.sent.count == 2 }
+        #expect(Set(journal.all) == [.acked("d3"), .acked("d4")], "d1 and d2 are unfinished: not covered")
+        #expect(source.ledger.sent.allSatisfy { !$0.multiple })
+        release.continuation.yield()
+        try await running.value
+        #expect(source.ledger.sent.last.map { [$0.tag, $0.multiple ? 1 : 0] } == [deliveries[1].deliveryTag, 1])
+        #expect(Set(journal.all) == Set(deliveries.map { .acked($0.properties.messageID ?? "") }))
+    }
+
+    @Test func aDeliveryLeftUnackedAtShutdownIsNeverCoveredByALaterMultipleAck() async throws {
+        let tracker = AckTracker()
+        let deliveries = (1...5).map { delivery(id: "t\($0)") }
+        tracker.taken(deliveries)
+        // The first ends without an ack (shutdown while held); the rest finish in two batches.
+        let acks1 = tracker.finished(Array(deliveries[1...2]))
+        let acks2 = tracker.finished(Array(deliveries[3...4]))
+        #expect((acks1 + acks2).allSatisfy { !$0.multiple })
+        #expect((acks1 + acks2).map(\.delivery.deliveryTag) == deliveries[1...4].map(\.deliveryTag))
+        // Another connection's tags are tracked apart.
+        let other = Delivery(
+            body: [], properties: MessageProperties(messageID: "g2"), redelivered: false, queue: queue, deliveryTag: 1,
+            generation: 2)
+        tracker.taken([other])
+        #expect(tracker.finished([other]).map(\.multiple) == [false])
+    }
+
     // MARK: Faults of a dependency
 
     /// A source the test feeds while the loop runs.
     private final class ManualSource: DeliverySource {
-        let deliveries: AsyncStream<Delivery>
-        let continuation: AsyncStream<Delivery>.Continuation
-        let journal: Journal
+        let batches: AsyncStream<[Delivery]>
+        private let stream: AsyncStream<[Delivery]>.Continuation
+        let ledger: AckLedger
 
         init(_ journal: Journal) {
-            self.journal = journal
-            (deliveries, continuation) = AsyncStream.makeStream(of: Delivery.self)
+            ledger = AckLedger(journal)
+            (batches, stream) = AsyncStream.makeStream(of: [Delivery].self)
         }
 
+        /// Hands `deliveries` over as one batch.
+        func yield(_ deliveries: Delivery...) {
+            ledger.handedOver(deliveries)
+            stream.yield(deliveries)
+        }
+
+        func finish() { stream.finish() }
+
         func ack(_ delivery: Delivery, multiple: Bool) {
-            journal.record(.acked(delivery.properties.messageID ?? ""))
+            ledger.ack(delivery, multiple: multiple)
         }
     }
 
@@ -248,15 +365,15 @@ struct DeliveryLoopTests {
             }
         }
         let running = Task { try await loop.run() }
-        source.continuation.yield(delivery(id: "first"))
+        source.yield(delivery(id: "first"))
         try await eventually("the loop reports the database down") { loop.unavailableDependency != nil }
         #expect(loop.unavailableDependency == DependencyUnavailable("database", reason: "disk full"))
-        source.continuation.yield(delivery(id: "second"))
+        source.yield(delivery(id: "second"))
         let probes = calls.of("first")
         try await eventually("the held delivery is retried") { calls.of("first") >= probes + 3 }
         down.withLock { $0 = false }
         try await eventually("both are acked") { Set(journal.all) == [.acked("first"), .acked("second")] }
-        source.continuation.finish()
+        source.finish()
         try await running.value
         #expect(calls.of("first") >= 4, "held and retried although the bound is 1 attempt")
         #expect(calls.of("second") == 1, "waited for the database instead of failing on it")
@@ -281,11 +398,11 @@ struct DeliveryLoopTests {
             throw Failure()
         }
         let running = Task { try await loop.run() }
-        source.continuation.yield(delivery(id: "held"))
+        source.yield(delivery(id: "held"))
         try await eventually("the loop reports the database down") { loop.unavailableDependency != nil }
-        source.continuation.yield(delivery(id: "waiting"))
+        source.yield(delivery(id: "waiting"))
         try await eventually("the waiting one went through") { journal.all.contains(.acked("waiting")) }
-        source.continuation.finish()
+        source.finish()
         try await running.value
         #expect(journal.all.contains(.published(queue: "queue_test.dead")))
         #expect(loop.unavailableDependency == nil)

@@ -33,22 +33,62 @@ final class Journal: Sendable {
     var published: [OutboundMessage] { messages.withLock { $0 } }
 }
 
-/// A consumer stand-in: the test puts deliveries in, then finishes the stream so that the loop's `run()` returns once
-/// every delivery was handled.
-final class ScriptedSource: DeliverySource {
-    let deliveries: AsyncStream<Delivery>
-    private let continuation: AsyncStream<Delivery>.Continuation
-    private let journal: Journal
+/// What a source saw acked: every `basic.ack` as sent, and the deliveries each settled (all unsettled ones up to its
+/// tag, with `multiple`), as the broker would.
+final class AckLedger: Sendable {
+    private struct State {
+        var sent: [(tag: UInt64, multiple: Bool)] = []
+        var settled: Set<UInt64> = []
+    }
 
-    init(_ journal: Journal, deliveries: [Delivery]) {
-        self.journal = journal
-        (self.deliveries, continuation) = AsyncStream.makeStream(of: Delivery.self)
-        for delivery in deliveries { continuation.yield(delivery) }
+    private let journal: Journal
+    private let known = Mutex<[Delivery]>([])
+    private let state = Mutex(State())
+
+    init(_ journal: Journal) { self.journal = journal }
+
+    /// Makes `deliveries` known, so that a `multiple` ack can settle them.
+    func handedOver(_ deliveries: [Delivery]) { known.withLock { $0 += deliveries } }
+
+    func ack(_ delivery: Delivery, multiple: Bool) {
+        let candidates = known.withLock { $0 }.filter { $0.generation == delivery.generation }
+        let settledNow: [Delivery] = state.withLock { state in
+            state.sent.append((delivery.deliveryTag, multiple))
+            let covered =
+                multiple
+                ? candidates.filter { $0.deliveryTag <= delivery.deliveryTag && !state.settled.contains($0.deliveryTag) }
+                : [delivery]
+            for settled in covered { state.settled.insert(settled.deliveryTag) }
+            return covered
+        }
+        for settled in settledNow { journal.record(.acked(settled.properties.messageID ?? "")) }
+    }
+
+    /// Every `basic.ack` sent, in order.
+    var sent: [(tag: UInt64, multiple: Bool)] { state.withLock { $0.sent } }
+}
+
+/// A consumer stand-in: the test puts deliveries in, then finishes the stream so that the loop's `run()` returns once
+/// every delivery was handled. Each delivery is handed over alone, or all in one batch with `batched`.
+final class ScriptedSource: DeliverySource {
+    let batches: AsyncStream<[Delivery]>
+    let ledger: AckLedger
+
+    init(_ journal: Journal, deliveries: [Delivery], batched: Bool = false) {
+        ledger = AckLedger(journal)
+        ledger.handedOver(deliveries)
+        let continuation: AsyncStream<[Delivery]>.Continuation
+        (batches, continuation) = AsyncStream.makeStream(of: [Delivery].self)
+        if batched {
+            continuation.yield(deliveries)
+        } else {
+            for delivery in deliveries { continuation.yield([delivery]) }
+        }
         continuation.finish()
     }
 
     func ack(_ delivery: Delivery, multiple: Bool) {
-        journal.record(.acked(delivery.properties.messageID ?? ""))
+        ledger.ack(delivery, multiple: multiple)
     }
 }
 
@@ -86,14 +126,18 @@ final class ScriptedPublisher: ConfirmedPublisher {
     }
 }
 
-/// A delivery as the consumer would hand it over.
+/// The last delivery tag handed out by `delivery(...)`: tags ascend, as on one channel.
+private let lastTag = Atomic<UInt64>(0)
+
+/// A delivery as the consumer would hand it over, with the next delivery tag.
 func delivery(
     id: String, body: String = "{}", headers: [String: String] = [:], queue: String = "queue_test",
     redelivered: Bool = false
 ) -> Delivery {
     Delivery(
         body: Array(body.utf8), properties: MessageProperties(messageID: id, headers: headers),
-        redelivered: redelivered, queue: queue, deliveryTag: 1, generation: 1)
+        redelivered: redelivered, queue: queue, deliveryTag: lastTag.add(1, ordering: .relaxed).newValue,
+        generation: 1)
 }
 
 /// A logger that keeps the test output quiet.

@@ -92,6 +92,44 @@ struct SQLiteSnapshotStoreTests {
             #expect(try await store.apply(event(.created, "fine", version: 1, name: "F")))
         }
     }
+
+    @Test func aBatchAppliesEachRowByTheVersionRuleInOrder() async throws {
+        try await withSnapshotStore { store, _ in
+            _ = try await store.apply(event(.created, "u0", version: 5, name: "Zed"))
+            let applied = try await store.apply([
+                event(.created, "u1", version: 1, name: "Ann"),
+                event(.updated, "u1", version: 3, name: "Ann C"),
+                event(.updated, "u1", version: 2, name: "Ann B"),
+                event(.updated, "u0", version: 4, name: "Old"),
+                event(.created, "u2", version: 1, name: "Bo"),
+                event(.created, "u2", version: 1, name: "Bo"),
+                event(.deleted, "u2", version: 2),
+            ])
+            #expect(applied == [true, true, false, false, true, false, true])
+            #expect(try await store.snapshot(userID: "u1")?.name == "Ann C")
+            #expect(try await store.snapshot(userID: "u0")?.name == "Zed")
+            #expect(try await store.snapshot(userID: "u2")?.deleted == true)
+        }
+    }
+
+    @Test func aBatchWithARowTheDatabaseRefusesCommitsNoneOfIt() async throws {
+        try await withSnapshotStore { store, path in
+            try SQLiteConnection(path: path).execute(
+                """
+                CREATE TRIGGER poison BEFORE INSERT ON user_snapshots WHEN NEW.user_id = 'poison'
+                BEGIN SELECT RAISE(ABORT, 'poisoned row'); END;
+                """)
+            await #expect(throws: SnapshotStoreError.self) {
+                _ = try await store.apply([
+                    event(.created, "a", version: 1, name: "A"), event(.created, "poison", version: 1, name: "P"),
+                    event(.created, "b", version: 1, name: "B"),
+                ])
+            }
+            #expect(try await store.snapshot(userID: "a") == nil, "rolled back with the batch")
+            #expect(try await store.snapshot(userID: "b") == nil)
+            #expect(try await store.apply([event(.created, "a", version: 1, name: "A")]) == [true])
+        }
+    }
 }
 
 /// A `SQLiteSnapshotStore` on a fresh file in a temporary directory, removed afterwards.

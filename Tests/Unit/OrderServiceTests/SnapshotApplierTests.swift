@@ -86,6 +86,25 @@ struct SnapshotApplierTests {
         #expect(fixture.lagRecordings == 2, "lag is recorded for applied events only")
     }
 
+    @Test func aBatchIsAppliedTogetherAndCountedPerEvent() async throws {
+        let fixture = try Fixture()
+        let versions: [(UserEvent.Kind, Int64)] = [(.created, 1), (.updated, 3), (.updated, 2), (.updated, 3)]
+        try await fixture.applier.handle(batch: versions.map { delivery(event($0.0, version: $0.1).encodedBody()) })
+        #expect(fixture.counted("applied") == 2 && fixture.counted("ignored") == 2)
+        #expect(try await fixture.store.snapshot(userID: "u1")?.version == 3)
+    }
+
+    @Test func aBatchWithABodyThatIsNotAnEventAppliesNothing() async throws {
+        let fixture = try Fixture()
+        await #expect(throws: InvalidMessage.self) {
+            try await fixture.applier.handle(batch: [
+                delivery(event(.created, version: 1).encodedBody()), delivery(Array("not json".utf8)),
+            ])
+        }
+        #expect(try await fixture.store.snapshot(userID: "u1") == nil)
+        #expect(fixture.counted("applied") == 0)
+    }
+
     @Test func aDeleteLeavesATombstoneThatALateUpdateCannotUndo() async throws {
         let fixture = try Fixture()
         try await fixture.applier.handle(delivery(event(.created, version: 1).encodedBody()))

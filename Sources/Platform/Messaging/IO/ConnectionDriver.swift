@@ -35,8 +35,10 @@ final class ConnectionDriver<Role: ConnectionRole> {
     private let reconnects: Counter
     /// `amqp_blocked{role}`: 1 while the broker blocks this connection (`connection.blocked`), else 0.
     private let blockedGauge: Gauge
-    /// Where a consumer's deliveries go.
-    private let deliveries: AsyncStream<Delivery>.Continuation?
+    /// Where a consumer's deliveries go, one element per turn of reading frames.
+    private let deliveries: AsyncStream<[Delivery]>.Continuation?
+    /// Deliveries read in this turn, handed over together when it ends (one wake-up of the reader, not one each).
+    private var pendingDeliveries: [Delivery] = []
 
     private var connection: AMQPConnection?
     /// The node of the last connection attempt (0-based), named in the log lines.
@@ -55,7 +57,7 @@ final class ConnectionDriver<Role: ConnectionRole> {
 
     private init(
         machine: ConnectionStateMachine<Role>, mailbox: ConnectionMailbox<Role.Command>,
-        configuration: BrokerConfiguration, logger: Logger, deliveries: AsyncStream<Delivery>.Continuation?
+        configuration: BrokerConfiguration, logger: Logger, deliveries: AsyncStream<[Delivery]>.Continuation?
     ) {
         self.machine = machine
         self.mailbox = mailbox
@@ -71,7 +73,7 @@ final class ConnectionDriver<Role: ConnectionRole> {
     /// thread has finished: after cancellation or graceful shutdown, once everything is flushed and closed.
     static func run(
         role: Role, declaring queues: [String], mailbox: ConnectionMailbox<Role.Command>,
-        configuration: BrokerConfiguration, logger: Logger, deliveries: AsyncStream<Delivery>.Continuation? = nil
+        configuration: BrokerConfiguration, logger: Logger, deliveries: AsyncStream<[Delivery]>.Continuation? = nil
     ) async throws {
         guard mailbox.markStarted() else { throw MessagingError(.closed, "run() may be called only once") }
         var logger = logger
@@ -162,6 +164,7 @@ final class ConnectionDriver<Role: ConnectionRole> {
 
     /// Reads up to ``framesPerTurn`` frames that are complete without waiting; returns whether more may be ready.
     private func readFrames() -> Bool {
+        defer { handOverDeliveries() }
         for _ in 0..<Self.framesPerTurn {
             guard let connection, !finished else { return false }
             let frame: IncomingFrame?
@@ -175,6 +178,13 @@ final class ConnectionDriver<Role: ConnectionRole> {
             perform(machine.frameRead(frame))
         }
         return true
+    }
+
+    /// Hands the deliveries read in this turn to the reader, as one batch.
+    private func handOverDeliveries() {
+        guard !pendingDeliveries.isEmpty else { return }
+        deliveries?.yield(pendingDeliveries)
+        pendingDeliveries.removeAll(keepingCapacity: true)
     }
 
     private func waitForInput() {
@@ -309,8 +319,9 @@ final class ConnectionDriver<Role: ConnectionRole> {
         case .cancelConsumer(let consumerTag):
             return io { connection throws(MessagingError) in try connection.sendCancel(consumerTag: consumerTag) }
         case .yieldDelivery(let delivery):
-            deliveries?.yield(delivery)
+            pendingDeliveries.append(delivery)
         case .finishDeliveries:
+            handOverDeliveries()
             deliveries?.finish()
         }
         return .next([])

@@ -5,7 +5,8 @@ import Logging
 /// broker redelivers what the lost one held). On shutdown the consumer is cancelled and settlements keep flowing
 /// until the broker's `cancel-ok`; deliveries that arrive meanwhile are left unacked for the broker to redeliver.
 ///
-/// Acking in batches would coalesce consecutive acks of one generation into one `basic.ack` with `multiple` here.
+/// Deliveries read in one turn of the connection's thread reach the reader as one batch (``ConnectionDriver``); the
+/// reader decides when an ack may be `multiple` (Delivery's `AckTracker`), this machine passes it on as it is.
 struct ConsumerStateMachine: ConnectionRole {
     /// What consuming callers ask.
     enum Command: Sendable {
