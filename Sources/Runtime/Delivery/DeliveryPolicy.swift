@@ -32,7 +32,8 @@ public struct InvalidMessage: Error, Sendable {
 /// - It threw anything else: retry after the backoff's delay, until `maxAttempts` attempts have failed; then
 ///   dead-letter with code `max_attempts`, so a poison message neither blocks the queue nor loops forever.
 /// - It threw ``DependencyUnavailable``: not an attempt (the message is not at fault); the loop holds it and retries
-///   after ``probeDelay(attempt:)`` until the dependency is back.
+///   after ``probeDelay(attempt:)`` until the dependency is back. The same for a `MessagingError` that says the
+///   broker could not confirm a publish (nacked, connection lost, not connected): dependency `broker`.
 ///
 /// Attempts are counted where they survive a crash of the consumer and hold across competing instances, since a
 /// message that kills the process (out of memory, a crash in decoding) never reaches `decide`. See
@@ -109,6 +110,11 @@ struct DeliveryPolicy: Sendable {
             return .ack
         case .failure(let fault as DependencyUnavailable):
             return .hold(fault)
+        case .failure(let error as MessagingError) where Self.brokerFaults.contains(error.code):
+            // The handler's publish was not confirmed because of the broker's state (a node lost, a queue's leader
+            // moving, a connection given up), not this message: counting it would dead-letter a batch of good
+            // messages within a second of a node loss.
+            return .hold(DependencyUnavailable("broker", reason: "\(error)"))
         case .failure(let error as InvalidMessage):
             return .deadLetter(DeadLetter(reason: error.reason, attempts: attempt), code: error.code)
         case .failure(let error as MessagingError) where error.code == .unencodable:
@@ -120,6 +126,12 @@ struct DeliveryPolicy: Sendable {
             return .retry(after: backoff.delay(attempt: attempt))
         }
     }
+
+    /// Publish failures that say the broker cannot take messages right now, whatever the message. A connection the
+    /// broker closes on purpose (`.brokerClosed`, e.g. a frame it refuses) still counts: it may be the message's.
+    static let brokerFaults: [MessagingError.Code] = [
+        .connectionLost, .nacked, .notConnected, .closed, .heartbeatTimeout, .timeout,
+    ]
 
     /// The wait before retry number `attempt` of a move that was not confirmed.
     func moveRetryDelay(attempt: Int) -> Duration {

@@ -33,16 +33,7 @@ extension ScaledProcesses {
     @Suite
     struct ScaledChaosTests {
         // Forming the private cluster takes 25-60 s, the rest about 90 s alone on 2 cores; the limit guards a hang.
-        @Test(
-            .timeLimit(.minutes(8)),
-            .disabled(
-                """
-                Known defect, not yet fixed: when node 1 stops, the broker nacks the routers' publishes to the quorum \
-                queues whose leader was there, and the router counts each nack as an attempt of the message (five within \
-                a second), so events move to queue_dispatch.dead ("nacked: the broker nacked the message") and the orders \
-                database misses those updates. Passes with MAX_DELIVERY_ATTEMPTS=1000; enable once a broker nack or a \
-                lost connection holds the delivery (not the message's fault) instead of counting.
-                """))
+        @Test(.timeLimit(.minutes(8)))
         func twoOfEachOnPostgresAndAClusterLoseNothingUnderNodeAndProcessFaults() async throws {
             let cluster = try await TestCluster.startPrivate()
             let postgres = try await TestPostgres.shared()

@@ -117,4 +117,23 @@ struct DeliveryPolicyTests {
             #expect(policy.decide(after: .failure(fault), attempt: attempt) == .hold(fault))
         }
     }
+
+    @Test func aPublishTheBrokerCouldNotConfirmIsHeldNotCounted() {
+        for code in DeliveryPolicy.brokerFaults {
+            let error = MessagingError(code, "the broker nacked the message")
+            for attempt in [1, 3, 100] {
+                guard case .hold(let fault) = policy.decide(after: .failure(error), attempt: attempt) else {
+                    Issue.record("\(code) on attempt \(attempt) was counted against the message")
+                    continue
+                }
+                #expect(fault.dependency == "broker")
+            }
+        }
+        #expect(DeliveryPolicy.brokerFaults.contains(.nacked) && DeliveryPolicy.brokerFaults.contains(.connectionLost))
+    }
+
+    @Test func aConnectionTheBrokerClosedStillCountsAsAnAttempt() {
+        let error = MessagingError(.brokerClosed, "FRAME_ERROR")
+        #expect(policy.decide(after: .failure(error), attempt: 1) == .retry(after: policy.backoff.delay(attempt: 1)))
+    }
 }
