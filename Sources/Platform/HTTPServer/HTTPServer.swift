@@ -8,9 +8,10 @@ public import ServiceLifecycle
 
 /// A small HTTP/1.1 server on SwiftNIO that answers requests with a ``Router``.
 ///
-/// Each connection is served by its own task; requests on a connection (including pipelined ones) are answered
-/// in order. Run it in a `ServiceGroup`: on graceful shutdown it stops accepting, lets in-flight requests finish
-/// (bounded by ``HTTPServerConfiguration/shutdownGracePeriod``) and returns. Cancellation stops it at once.
+/// Each connection is served by its own task, which runs on the connection's event loop (so do the route handlers:
+/// they must not block); requests on a connection (including pipelined ones) are answered in order. Run it in a
+/// `ServiceGroup`: on graceful shutdown it stops accepting, lets in-flight requests finish (bounded by
+/// ``HTTPServerConfiguration/shutdownGracePeriod``) and returns. Cancellation stops it at once.
 public final class HTTPServer: Service, Sendable {
     /// One accepted TCP connection from an HTTP client: assembled requests in, responses out.
     private typealias ClientConnection = NIOAsyncChannel<AssembledRequest, HTTPResponse>
@@ -54,7 +55,9 @@ public final class HTTPServer: Service, Sendable {
             try await serverChannel.executeThenClose { connections in
                 try await withThrowingDiscardingTaskGroup { group in
                     for try await connection in connections {
-                        group.addTask { await self.serve(connection) }
+                        // The connection's task runs on its channel's event loop (see EventLoopTaskExecutor).
+                        let executor = EventLoopTaskExecutor(connection.channel.eventLoop)
+                        group.addTask(executorPreference: executor) { await self.serve(connection) }
                     }
                 }
             }

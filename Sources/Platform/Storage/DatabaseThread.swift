@@ -163,14 +163,16 @@ final class DatabaseThread: Sendable {
 
 /// Runs read jobs one by one, each in its own read transaction (a consistent snapshot) with `PRAGMA query_only` on,
 /// so a read body that tries to write fails with `.readOnly` instead of writing.
+///
+/// The pragmas and transaction control go through the statement cache: compiled once per connection, not per batch.
 func runReadJobs(_ jobs: some Collection<DatabaseJob>, on connection: SQLiteConnection) {
     do {
-        try connection.execute("PRAGMA query_only=ON")
+        try connection.runControl("PRAGMA query_only=ON")
     } catch {
         for job in jobs { job.fail(error) }
         return
     }
-    defer { try? connection.execute("PRAGMA query_only=OFF") }
+    defer { try? connection.runControl("PRAGMA query_only=OFF") }
     for job in jobs {
         do {
             try connection.runControl("BEGIN DEFERRED")

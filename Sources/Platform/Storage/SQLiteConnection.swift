@@ -72,6 +72,12 @@ public final class SQLiteConnection {
     /// The path the connection was opened with.
     public let path: String
 
+    /// How many times SQL was compiled on this connection: statement-cache misses plus scripts run by `execute`.
+    ///
+    /// Once every statement a workload uses is cached this stays constant; a count that grows per request means a
+    /// statement is parsed again each time (cache thrashing, or SQL built per call).
+    public private(set) var compileCount = 0
+
     /// Opens (creating it when writable) the database at `path` and applies `options` and
     /// `PRAGMA foreign_keys=ON`.
     ///
@@ -132,6 +138,7 @@ public final class SQLiteConnection {
     /// Runs a script of zero or more `;`-separated statements without parameters (e.g. schema DDL).
     public func execute(_ sql: String) throws {
         let db = try openHandle()
+        compileCount += 1
         var errorMessage: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(db, sql, nil, nil, &errorMessage)
         if rc != SQLITE_OK {
@@ -329,6 +336,7 @@ public final class SQLiteConnection {
         if let statement = statements[sql] {
             return statement
         }
+        compileCount += 1
         var statement: OpaquePointer?
         var trailing = ""
         let rc = sql.withCString { start in

@@ -15,8 +15,9 @@ import Synchronization
 /// one PostgreSQL database, the others wait and take over when it stops or dies. `isRelaying` says whether this one
 /// holds the turn (`/readyz` shows it).
 ///
-/// Rows are read by "not yet marked sent"; those this relay published and will mark are left out of what it reads
-/// (never a position watermark, which would skip a row whose transaction committed after a later one's).
+/// Rows are read by "not yet marked sent"; those this relay published and will mark are left out of what it reads.
+/// A position watermark (read only after the last published position) is used only where the outbox's positions
+/// follow commit order (SQLite); elsewhere it would skip a row whose transaction committed after a later one's.
 ///
 /// Marking rows sent is lazy: the relay remembers in memory which rows the broker confirmed, and writes the
 /// marks every `markInterval` in one transaction (usually sharing the group commit of new requests) instead of
@@ -40,6 +41,9 @@ final class OutboxRelay: Service, Sendable {
     /// Both are left out of what the relay reads.
     private let progress = Mutex<(unmarked: Set<Int64>, marking: Set<Int64>)>(([], []))
     private let relaying = Atomic<Bool>(false)
+    /// The highest position published and confirmed while this relay held the turn; used only where positions follow
+    /// commit order.
+    private let published = Mutex<Int64?>(nil)
 
     init(outbox: any Outbox, publisher: Publisher, logger: Logger) {
         self.outbox = outbox
@@ -59,6 +63,7 @@ final class OutboxRelay: Service, Sendable {
     private func relay(_ commits: AsyncStream<Void>) async {
         relaying.store(true, ordering: .relaxed)
         defer { relaying.store(false, ordering: .relaxed) }
+        published.withLock { $0 = nil }  // a new turn reads every unsent row first
         logger.info("outbox relay started: this instance publishes the outbox")
         let (markWakeups, markWake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         await withTaskGroup(of: Void.self) { group in
@@ -78,19 +83,30 @@ final class OutboxRelay: Service, Sendable {
     }
 
     /// Publishes pending rows until none is left (or, with `retrying`, until cancelled).
+    ///
+    /// A read that returned fewer rows than it asked for saw every row committed before it: once those are
+    /// published the drain ends, and a later commit wakes the relay again (no second read to find nothing). Where
+    /// the outbox's positions follow commit order, reads start after the last published position (`watermark`),
+    /// instead of reading again, and dropping, the published rows not yet marked sent.
     private func drain(retrying: Bool = true, markWake: AsyncStream<Void>.Continuation) async {
         var failures = 0
         while !Task.isCancelled {
             do {
-                let skipped = progress.withLock { $0.unmarked.union($0.marking) }
-                let rows = try await outbox.pending(limit: Self.batchSize + skipped.count)
+                let watermark = outbox.positionsFollowCommitOrder ? published.withLock { $0 } : nil
+                let skipped = watermark == nil ? progress.withLock { $0.unmarked.union($0.marking) } : []
+                let limit = Self.batchSize + skipped.count
+                let rows = try await outbox.pending(after: watermark, limit: limit)
                 let batch = Array(rows.lazy.filter { !skipped.contains($0.seq) }.prefix(Self.batchSize))
-                if rows.count < Self.batchSize + skipped.count { backlog.record(batch.count) }
+                let sawAll = rows.count < limit
+                if sawAll { backlog.record(batch.count) }
                 guard !batch.isEmpty else { return }
                 let start = ContinuousClock.now
                 try await publisher.publish(batch.map(Self.message(for:)))
                 publishDuration.record(duration: start.duration(to: .now))
                 progress.withLock { $0.unmarked.formUnion(batch.map(\.seq)) }
+                if let last = batch.last?.seq {
+                    published.withLock { $0 = max($0 ?? last, last) }
+                }
                 markWake.yield()
                 failures = 0
                 for entry in batch {
@@ -101,6 +117,7 @@ final class OutboxRelay: Service, Sendable {
                             "event": "\(entry.eventType)", "traceparent": "\(entry.traceparent ?? "")",
                         ])
                 }
+                if sawAll { return }
             } catch {
                 guard retrying else { return }
                 failures += 1

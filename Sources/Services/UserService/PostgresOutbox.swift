@@ -172,13 +172,17 @@ final class PostgresOutbox: Outbox {
         }
     }
 
-    func pending(limit: Int) async throws -> [OutboxEntry] {
-        try await database.read { connection in
+    /// Sequence values are taken at insert, and transactions commit in any order.
+    var positionsFollowCommitOrder: Bool { false }
+
+    func pending(after position: Int64?, limit: Int) async throws -> [OutboxEntry] {
+        let position = position ?? 0
+        return try await database.read { connection in
             var entries: [OutboxEntry] = []
             let rows = try await connection.query(
                 """
                 SELECT seq, event_id, event_type, user_id, body, traceparent, created_at
-                FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT \(limit)
+                FROM outbox WHERE sent_at IS NULL AND seq > \(position) ORDER BY seq LIMIT \(limit)
                 """, logger: logger)
             for try await (seq, eventID, eventType, userID, body, traceparent, createdAt) in rows.decode(
                 (Int64, String, String, String, ByteBuffer, String?, String).self)

@@ -55,13 +55,16 @@ final class SQLiteOutbox: Outbox {
         await relay(appended)
     }
 
-    func pending(limit: Int) async throws -> [OutboxEntry] {
+    /// The one writer assigns positions in commit order.
+    var positionsFollowCommitOrder: Bool { true }
+
+    func pending(after position: Int64?, limit: Int) async throws -> [OutboxEntry] {
         try await reader.read { db in
             try db.query(
                 """
                 SELECT seq, event_id, event_type, user_id, body, traceparent, created_at
-                FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?
-                """, limit
+                FROM outbox WHERE sent_at IS NULL AND seq > ? ORDER BY seq LIMIT ?
+                """, position ?? 0, limit
             ).map { row in
                 OutboxEntry(
                     seq: row.int64("seq") ?? 0, eventID: row.string("event_id") ?? "",
