@@ -83,11 +83,15 @@ start() {
     local label="$name-$instance"
     (
         # The instance runs in the background of this subshell, which passes SIGTERM on and says how it ended.
+        # It runs in a session of its own: Ctrl-C in the terminal signals the whole foreground process group,
+        # and an instance that got that SIGINT and then this script's SIGTERM would take the second signal as
+        # "exit now" and skip its graceful stop. So only this script hears Ctrl-C and stops each instance once;
+        # the prefixing sed ignores it, so the instance's last lines (its graceful stop) still show.
         set +e
         env RABBITMQ_URL="$(node_list "$instance")" AMQP_QUEUE_TYPE=quorum "$@" \
-            "$bin/$name" --port "$port" > >(sed -u "s/^/[$label] /") 2>&1 &
+            setsid "$bin/$name" --port "$port" > >(trap '' INT && exec sed -u "s/^/[$label] /") 2>&1 &
         child=$!
-        trap 'kill -TERM "$child" 2>/dev/null' TERM
+        trap 'kill -TERM "$child" 2>/dev/null' TERM HUP
         while :; do
             wait "$child"
             status=$?

@@ -14,6 +14,8 @@ import ServiceRuntime
 /// on the dead-letter queue, so none is lost; it is consumed with a prefetch of one, so while it is held the broker's
 /// count of ready messages says exactly whether more are waiting, and the tool stops when that count is zero (never
 /// on an idle timer, which a slow confirm could outlast). Running it twice, even at once, moves each message once.
+/// Queues are declared with the broker configuration's queue type (`AMQP_QUEUE_TYPE`, as the services declare them),
+/// and the copy leaves behind the source queue's `x-delivery-count`, which would count against the poison bound.
 enum DeadLetterRequeue {
     /// What a run did.
     struct Report: Sendable, Equatable {
@@ -91,7 +93,10 @@ enum DeadLetterRequeue {
             loop: for await event in events {
                 switch event {
                 case .delivery(let delivery):
-                    let (properties, originalQueue) = DeadLetter.unmarking(delivery.properties)
+                    var (properties, originalQueue) = DeadLetter.unmarking(delivery.properties)
+                    // The dead-letter queue's count of returns to this tool: on a quorum destination the broker
+                    // would pass it on as is, and the consumer would count it as failed attempts.
+                    properties.headers[HeaderName.deliveryCount] = nil
                     if let originalQueue, originalQueue != destination { report.namedAnotherQueue += 1 }
                     try await publisher.publish([
                         OutboundMessage(queue: destination, body: delivery.body, properties: properties)
@@ -147,8 +152,15 @@ struct RequeueDeadLettersCommand: AsyncParsableCommand {
     @Option(help: "Move at most this many messages.")
     var limit: Int?
 
-    @Option(name: .customLong("rabbitmq-url"), help: "amqp://user:pass@host:port/vhost (env RABBITMQ_URL).")
+    @Option(
+        name: .customLong("rabbitmq-url"),
+        help: "amqp://user:pass@host:port/vhost, or one per cluster node, comma-separated (env RABBITMQ_URL).")
     var rabbitmqURL: String?
+
+    @Option(
+        name: .customLong("amqp-queue-type"),
+        help: "classic or quorum: the type the services declare their queues with (env AMQP_QUEUE_TYPE, default classic).")
+    var amqpQueueType: String?
 
     func validate() throws {
         do {
@@ -163,9 +175,14 @@ struct RequeueDeadLettersCommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let broker: BrokerConfiguration
         do {
+            // The services' broker settings, read the same way, so the tool declares what they declare.
             broker = try Setting.broker(
                 Setting.value(rabbitmqURL, env: "RABBITMQ_URL", in: environment),
-                heartbeat: Setting.value(nil, env: "AMQP_HEARTBEAT", in: environment))
+                heartbeat: Setting.value(nil, env: "AMQP_HEARTBEAT", in: environment),
+                caFile: Setting.value(nil, env: "AMQP_CA_FILE", in: environment),
+                clientCertificate: Setting.value(nil, env: "AMQP_CLIENT_CERT", in: environment),
+                clientKey: Setting.value(nil, env: "AMQP_CLIENT_KEY", in: environment),
+                queueType: Setting.value(amqpQueueType, env: "AMQP_QUEUE_TYPE", in: environment))
         } catch let error as ConfigurationError {
             ServiceRunner.exit(configurationError: error)
         }

@@ -17,6 +17,8 @@ final class RunningSystem: Sendable {
     let user: ServiceProcess
     let notification: ServiceProcess
     let order: ServiceProcess
+    /// The type the services declare their queues with (`AMQP_QUEUE_TYPE`); the broker helpers declare the same.
+    let queueType: QueueType
 
     var usersDatabase: String { "\(directory)/users.sqlite" }
     var ordersDatabase: String { "\(directory)/orders.sqlite" }
@@ -28,6 +30,7 @@ final class RunningSystem: Sendable {
         orderPort = try freePort()
         notificationPort = try freePort()
         let common = ["RABBITMQ_URL": brokerURL, "LOG_LEVEL": "info"].merging(environment) { $1 }
+        queueType = common["AMQP_QUEUE_TYPE"].flatMap { QueueType(rawValue: $0.lowercased()) } ?? .classic
         user = ServiceProcess(
             "user-service", arguments: ["--port", "\(userPort)"],
             environment: common.merging(["USER_DB_URL": "sqlite:///\(directory)/users.sqlite"]) { $1 },
@@ -121,9 +124,11 @@ final class RunningSystem: Sendable {
 
     // MARK: Broker
 
-    /// Publishes raw messages to a queue of this system's virtual host, with confirms.
+    /// Publishes raw messages to a queue of this system's virtual host, with confirms, declaring the queues as the
+    /// services do.
     func publish(_ messages: [OutboundMessage]) async throws {
-        let configuration = try BrokerConfiguration(url: brokerURL)
+        var configuration = try BrokerConfiguration(url: brokerURL)
+        configuration.queueType = queueType
         let publisher = Publisher(
             configuration: configuration, declaring: Array(Set(messages.map(\.queue))), logger: Logger(label: "test"))
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -135,6 +140,6 @@ final class RunningSystem: Sendable {
 
     /// Takes up to `count` messages from a queue of this system's virtual host (acking them), waiting up to `timeout`.
     func take(_ count: Int, from queue: String, timeout: Duration = .seconds(20)) async throws -> [Delivery] {
-        try await takeMessages(count, from: queue, brokerURL: brokerURL, timeout: timeout)
+        try await takeMessages(count, from: queue, brokerURL: brokerURL, queueType: queueType, timeout: timeout)
     }
 }

@@ -2,12 +2,17 @@ import Logging
 public import Messaging
 
 /// Takes up to `count` messages from `queue` (acking them), waiting at most `timeout`; returns what it got.
+///
+/// The queue is declared as `queueType`: give the type the system under test declares its queues with (its
+/// `AMQP_QUEUE_TYPE`), since the broker refuses to declare an existing queue as another type.
 public func takeMessages(
-    _ count: Int, from queue: String, brokerURL: String, timeout: Duration = .seconds(20)
+    _ count: Int, from queue: String, brokerURL: String, queueType: QueueType = .classic,
+    timeout: Duration = .seconds(20)
 ) async throws -> [Delivery] {
+    var configuration = try BrokerConfiguration(url: brokerURL)
+    configuration.queueType = queueType
     let consumer = Consumer(
-        configuration: try BrokerConfiguration(url: brokerURL), queue: queue, prefetch: UInt16(min(count, 500)),
-        logger: Logger(label: "take"))
+        configuration: configuration, queue: queue, prefetch: UInt16(min(count, 500)), logger: Logger(label: "take"))
     return try await withThrowingTaskGroup(of: [Delivery]?.self) { group in
         group.addTask {
             try await consumer.run()
