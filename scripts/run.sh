@@ -43,7 +43,10 @@ pids=()
 start() {
     local name=$1
     shift
-    "$bin/$name" "$@" > >(sed -u "s/^/[$name] /") 2>&1 &
+    # A session of its own: Ctrl-C signals the terminal's whole process group, and a service that got that SIGINT
+    # and then stop()'s SIGTERM would take the second signal as "exit now" and skip its graceful stop. The
+    # prefixing sed ignores Ctrl-C, so the services' last lines still show.
+    setsid "$bin/$name" "$@" > >(trap '' INT && exec sed -u "s/^/[$name] /") 2>&1 &
     pids+=($!)
 }
 
