@@ -59,6 +59,10 @@ public struct BrokerConfiguration: Sendable {
     public var shutdownTimeout: Duration = .seconds(10)
     /// The type of every queue this connection declares: `classic` (the original system's) or `quorum`.
     public var queueType: QueueType = .classic
+    /// How long a publisher waits for the confirm of its oldest unconfirmed message before it gives the connection
+    /// up: the calls in flight fail with `.connectionLost` (callers retry) and it reconnects to the next node. A
+    /// quorum queue whose leader moved can otherwise hold a publish for minutes. `.zero` waits forever.
+    public var confirmTimeout: Duration = .seconds(5)
 
     /// Parses `amqp://user:pass@host:port/vhost` (or `amqps://`), or a comma-separated list of such URLs, one per
     /// node of a cluster (`amqp://u:p@rabbit1/%2f,amqp://u:p@rabbit2/%2f`).
@@ -238,7 +242,7 @@ extension BrokerConfiguration: CustomStringConvertible, CustomReflectable {
                 "useTLS": useTLS, "caCertificatePath": caCertificatePath as Any,
                 "clientCertificatePath": clientCertificatePath as Any, "clientKeyPath": clientKeyPath as Any,
                 "heartbeat": heartbeat, "connectionName": connectionName, "reconnectDelay": reconnectDelay,
-                "shutdownTimeout": shutdownTimeout,
+                "shutdownTimeout": shutdownTimeout, "confirmTimeout": confirmTimeout,
                 "queueType": queueType,
             ],
             displayStyle: .struct)

@@ -33,7 +33,8 @@ public final class Publisher: Service, Sendable {
     /// for outstanding confirms and closes, within the configuration's `shutdownTimeout`. May be called once.
     public func run() async throws {
         try await ConnectionDriver.run(
-            role: PublisherStateMachine(confirmWindow: confirmWindow), declaring: queues, mailbox: mailbox,
+            role: PublisherStateMachine(confirmWindow: confirmWindow, confirmTimeout: configuration.confirmTimeout),
+            declaring: queues, mailbox: mailbox,
             configuration: configuration, logger: logger)
     }
 
@@ -45,8 +46,9 @@ public final class Publisher: Service, Sendable {
     /// Concurrent calls share the connection and are pipelined inside the confirm window. While disconnected the
     /// call waits for the connection (cancellable until its first message is sent). Throws ``MessagingError`` with
     /// `.nacked` if any message was nacked, `.unroutable` if any came back with `basic.return`, `.connectionLost`
-    /// if the connection dropped before all were confirmed (retry: the broker may have some of them), and `.closed`
-    /// once the publisher is stopping.
+    /// if the connection dropped before all were confirmed (retry: the broker may have some of them), also when a
+    /// confirm took longer than the configuration's `confirmTimeout` (the connection is then given up for the next
+    /// node), and `.closed` once the publisher is stopping.
     public func publish(_ messages: [OutboundMessage]) async throws {
         guard !messages.isEmpty else { return }
         try await mailbox.request(cancellable: true, closedDetail: "the publisher is shutting down") { id in

@@ -65,6 +65,14 @@ struct ConfigurationTests {
         settings = try CommonOptions.parse([]).resolve(defaultPort: 8000, environment: [:])
         #expect(settings.port == 8000 && settings.logLevel == .info && settings.broker.port == 5672)
         #expect(settings.broker.heartbeat == .seconds(30))
+        #expect(settings.broker.confirmTimeout == .seconds(5))
+    }
+
+    @Test func theConfirmTimeoutComesFromTheEnvironmentOrItsFlagAndZeroWaitsForever() throws {
+        let environment = ["AMQP_CONFIRM_TIMEOUT": "12"]
+        #expect(try CommonOptions.parse([]).resolve(defaultPort: 1, environment: environment).broker.confirmTimeout == .seconds(12))
+        let flag = try CommonOptions.parse(["--amqp-confirm-timeout", "0"])
+        #expect(try flag.resolve(defaultPort: 1, environment: environment).broker.confirmTimeout == .zero)
     }
 
     @Test(arguments: [
@@ -73,6 +81,8 @@ struct ConfigurationTests {
         (["LOG_LEVEL": "loud"], "LOG_LEVEL"),
         (["RABBITMQ_URL": "http://localhost"], "RABBITMQ_URL"),
         (["AMQP_HEARTBEAT": "-1"], "AMQP_HEARTBEAT"),
+        (["AMQP_CONFIRM_TIMEOUT": "-1"], "AMQP_CONFIRM_TIMEOUT"),
+        (["AMQP_CONFIRM_TIMEOUT": "soon"], "AMQP_CONFIRM_TIMEOUT"),
     ])
     func badSettingsAreNamed(environment: [String: String], setting: String) {
         do {

@@ -117,6 +117,12 @@ final class ConnectionDriver<Role: ConnectionRole> {
         takeCommands()
         if !finished { perform(machine.start()) }
         while !finished {
+            // The clock first: a deadline (the publisher's confirm deadline) may have passed.
+            let expired = machine.timePassed(now: .now)
+            if !expired.isEmpty {
+                perform(expired)
+                continue
+            }
             takeCommands()
             if finished { break }
             if fireTimers() { continue }
@@ -192,6 +198,7 @@ final class ConnectionDriver<Role: ConnectionRole> {
         var timeout = connection == nil ? Duration.seconds(30) : pollInterval
         if let deadline = backoffDeadline { timeout = min(timeout, deadline - now) }
         if let deadline = drainDeadline { timeout = min(timeout, deadline - now) }
+        if let deadline = machine.nextDeadline { timeout = min(timeout, deadline - now) }
         mailbox.wakeup.wait(socket: connection?.socketDescriptor, timeout: timeout)
     }
 
@@ -304,6 +311,9 @@ final class ConnectionDriver<Role: ConnectionRole> {
             mailbox.answer(requestID, with: .failure(CancellationError()))
 
         case .sendPublish(let message):
+            // The send is dated by the clock; one read now, not before a connect or an RPC that took a while.
+            let expired = machine.timePassed(now: .now)
+            if !expired.isEmpty { return .connectionFailed(expired) }
             let refusal: MessagingError?
             do throws(MessagingError) {
                 refusal = try openConnection.publish(message)

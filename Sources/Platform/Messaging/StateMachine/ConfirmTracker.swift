@@ -43,6 +43,8 @@ struct ConfirmTracker: Sendable {
     private struct Unconfirmed {
         var requestID: UInt64
         var queue: String
+        /// When it went on the wire, if the clock had started.
+        var sentAt: ContinuousClock.Instant?
         var returned = false
     }
 
@@ -65,11 +67,15 @@ struct ConfirmTracker: Sendable {
         batches[batch.id] = batch
     }
 
-    /// A message of call `requestID` for `queue` went on the wire; returns its sequence number.
+    /// When the oldest unconfirmed message went on the wire (nil if none, or if it was sent without a time).
+    /// Sequence numbers follow the sends, so no unconfirmed message was sent earlier.
+    var oldestSentAt: ContinuousClock.Instant? { unconfirmed[oldest]?.sentAt }
+
+    /// A message of call `requestID` for `queue` went on the wire at `time`; returns its sequence number.
     @discardableResult
-    mutating func sent(requestID: UInt64, queue: String) -> UInt64 {
+    mutating func sent(requestID: UInt64, queue: String, at time: ContinuousClock.Instant? = nil) -> UInt64 {
         let sequence = nextSequence
-        unconfirmed[sequence] = Unconfirmed(requestID: requestID, queue: queue)
+        unconfirmed[sequence] = Unconfirmed(requestID: requestID, queue: queue, sentAt: time)
         nextSequence += 1
         return sequence
     }

@@ -52,6 +52,21 @@ protocol ConnectionRole: Sendable {
 
     /// The role's last event: fail what is left and end what callers read.
     mutating func stop() -> [ConnectionAction]
+
+    /// The driver's clock reads `now` (reported on every turn of its loop, before anything else). Returns why the
+    /// connection must be given up, if a deadline of the role has passed.
+    mutating func timePassed(now: ContinuousClock.Instant) -> MessagingError?
+
+    /// The earliest deadline the role watches, by which the driver reports ``timePassed(now:)`` again.
+    var nextDeadline: ContinuousClock.Instant? { get }
+}
+
+extension ConnectionRole {
+    /// No deadline: time changes nothing.
+    mutating func timePassed(now: ContinuousClock.Instant) -> MessagingError? { nil }
+
+    /// No deadline.
+    var nextDeadline: ContinuousClock.Instant? { nil }
 }
 
 /// One synchronous step of setting up a fresh connection, after login and `channel.open`.

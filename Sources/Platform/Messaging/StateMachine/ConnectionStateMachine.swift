@@ -287,6 +287,20 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
         return afterRoleEvent(role.publishRefused(error))
     }
 
+    /// The driver's clock reads `now`. A role deadline that passed on a serving connection (the publisher's confirm
+    /// deadline) means the connection is lost: it is dropped and the next node tried, as after a socket error.
+    mutating func timePassed(now: ContinuousClock.Instant) -> [ConnectionAction] {
+        let expired = role.timePassed(now: now)
+        guard let expired, case .connected = state else { return [] }
+        return connectionLost(expired)
+    }
+
+    /// When the driver must report ``timePassed(now:)`` at the latest: the role's deadline on a serving connection.
+    var nextDeadline: ContinuousClock.Instant? {
+        guard case .connected = state else { return nil }
+        return role.nextDeadline
+    }
+
     // MARK: - Shutting down
 
     /// Graceful shutdown or cancellation of `run()`.

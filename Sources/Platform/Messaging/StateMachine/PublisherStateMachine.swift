@@ -12,6 +12,13 @@ import Logging
 /// frame size) is refused in ``commandReceived(_:)`` with `.unencodable`, before any of its messages goes on the wire;
 /// other calls are not affected. While the broker blocks the connection (`connection.blocked`) nothing is sent, so
 /// the connection thread never sits in a send the broker does not read; sending resumes on `connection.unblocked`.
+///
+/// The confirm deadline: when the oldest unconfirmed message has waited longer than `confirmTimeout` (a quorum queue
+/// whose leader moved can hold a publish unconfirmed for minutes), ``timePassed(now:)`` gives the connection up. It
+/// is then lost like any other: the calls that had started fail with `.connectionLost` (their callers retry: the
+/// broker may have some of their messages, which is at-least-once), the waiting ones go out on the next connection,
+/// to the next node. Time is an input: the driver reports its clock, and a send is dated by the last report. While
+/// the broker blocks the connection the deadline is suspended, and it counts again from `connection.unblocked`.
 struct PublisherStateMachine: ConnectionRole {
     /// What publishing callers ask.
     enum Command: Sendable {
@@ -30,6 +37,13 @@ struct PublisherStateMachine: ConnectionRole {
 
     /// Most messages sent and not yet confirmed.
     let confirmWindow: Int
+    /// How long the oldest unconfirmed message may wait for its confirm before the connection is given up; nil for
+    /// no bound.
+    let confirmTimeout: Duration?
+    /// The driver's clock as last reported to ``timePassed(now:)``; sends are dated with it.
+    private var clock: ContinuousClock.Instant?
+    /// When the broker last unblocked the connection: the deadline counts from no earlier than this.
+    private var unblockedAt: ContinuousClock.Instant?
     /// Calls that have not sent anything yet.
     private var waiting = FIFO<Call>()
     /// The call being sent: some of its messages may wait for room in the window.
@@ -43,9 +57,12 @@ struct PublisherStateMachine: ConnectionRole {
     /// The broker blocked the connection: nothing is sent until it unblocks it.
     private var blocked = false
 
-    init(confirmWindow: Int) {
+    /// A publisher role sending at most `confirmWindow` messages ahead of their confirms, and giving the connection
+    /// up when one waits longer than `confirmTimeout` (nil or not positive: no bound).
+    init(confirmWindow: Int, confirmTimeout: Duration? = nil) {
         precondition(confirmWindow > 0, "the confirm window holds at least one message")
         self.confirmWindow = confirmWindow
+        self.confirmTimeout = confirmTimeout.flatMap { $0 > .zero ? $0 : nil }
     }
 
     var setupSteps: [SetupStep] { [.selectConfirms] }
@@ -81,7 +98,7 @@ struct PublisherStateMachine: ConnectionRole {
         guard sendOutstanding, var call = sending else { preconditionFailure("publishSent without a send") }
         sendOutstanding = false
         if call.sent == 0 { confirms.track(PublishBatch(id: call.requestID, messageCount: call.messages.count)) }
-        confirms.sent(requestID: call.requestID, queue: call.messages[call.sent].queue)
+        confirms.sent(requestID: call.requestID, queue: call.messages[call.sent].queue, at: clock)
         call.sent += 1
         sending = call.sent == call.messages.count ? nil : call
         return sendNext()
@@ -121,12 +138,30 @@ struct PublisherStateMachine: ConnectionRole {
 
     mutating func flowControl(blocked: Bool) -> [ConnectionAction] {
         self.blocked = blocked
+        if !blocked { unblockedAt = clock }
         return sendNext()
+    }
+
+    /// When the oldest unconfirmed message passes its confirm deadline, if there is one to watch.
+    var nextDeadline: ContinuousClock.Instant? {
+        guard let confirmTimeout, channelOpen, !blocked, var since = confirms.oldestSentAt else { return nil }
+        if let unblockedAt, unblockedAt > since { since = unblockedAt }
+        return since + confirmTimeout
+    }
+
+    mutating func timePassed(now: ContinuousClock.Instant) -> MessagingError? {
+        clock = now
+        guard let deadline = nextDeadline, let confirmTimeout, deadline <= now else { return nil }
+        return MessagingError(
+            .timeout,
+            "no confirm for a publish within \(confirmTimeout) (the broker or its queue leader is not answering);"
+                + " giving the connection up")
     }
 
     mutating func channelLost(_ error: MessagingError) -> [ConnectionAction] {
         channelOpen = false
         blocked = false
+        unblockedAt = nil
         return failStarted(MessagingError(.connectionLost, "connection lost: \(error)"))
     }
 

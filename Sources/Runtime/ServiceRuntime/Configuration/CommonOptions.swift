@@ -28,6 +28,12 @@ public struct CommonOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("heartbeat"), help: "AMQP heartbeat in seconds (env AMQP_HEARTBEAT, default 30).")
     public var heartbeat: String?
 
+    /// Seconds a publisher waits for a broker confirm before it reconnects to the next node.
+    @Option(
+        name: .customLong("amqp-confirm-timeout"),
+        help: "Seconds a publish waits for its confirm before the connection is given up for the next node; 0 waits forever (env AMQP_CONFIRM_TIMEOUT, default 5).")
+    public var amqpConfirmTimeout: String?
+
     @Option(
         name: .customLong("shutdown-grace"),
         help: "Seconds to finish in-flight work on SIGTERM/SIGINT (env SHUTDOWN_GRACE_SECONDS, default 10).")
@@ -70,7 +76,8 @@ public struct CommonOptions: ParsableArguments, Sendable {
             caFile: Setting.value(amqpCAFile, env: "AMQP_CA_FILE", in: environment),
             clientCertificate: Setting.value(amqpClientCertificate, env: "AMQP_CLIENT_CERT", in: environment),
             clientKey: Setting.value(amqpClientKey, env: "AMQP_CLIENT_KEY", in: environment),
-            queueType: Setting.value(amqpQueueType, env: "AMQP_QUEUE_TYPE", in: environment))
+            queueType: Setting.value(amqpQueueType, env: "AMQP_QUEUE_TYPE", in: environment),
+            confirmTimeout: Setting.value(amqpConfirmTimeout, env: "AMQP_CONFIRM_TIMEOUT", in: environment))
         let level = try Setting.logLevel(Setting.value(logLevel, env: "LOG_LEVEL", in: environment))
         let grace = try Setting.positiveInteger(
             Setting.value(shutdownGrace, env: "SHUTDOWN_GRACE_SECONDS", in: environment),

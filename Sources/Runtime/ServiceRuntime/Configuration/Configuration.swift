@@ -88,10 +88,12 @@ public enum Setting {
     /// `queueType` (`AMQP_QUEUE_TYPE`) is `classic` (the default) or `quorum`. `caFile` (`AMQP_CA_FILE`) replaces
     /// the default trust store; `clientCertificate` (`AMQP_CLIENT_CERT`) and
     /// `clientKey` (`AMQP_CLIENT_KEY`) go together. Each file must exist and be readable, and TLS files are refused
-    /// with a plain `amqp://` URL (they would be ignored and the password sent in clear).
+    /// with a plain `amqp://` URL (they would be ignored and the password sent in clear). `confirmTimeout`
+    /// (`AMQP_CONFIRM_TIMEOUT`) is the seconds a publisher waits for a confirm before it gives the connection up for
+    /// the next node: default 5, `0` waits forever.
     public static func broker(
         _ text: String?, heartbeat: String?, caFile: String? = nil, clientCertificate: String? = nil,
-        clientKey: String? = nil, queueType: String? = nil
+        clientKey: String? = nil, queueType: String? = nil, confirmTimeout: String? = nil
     ) throws -> BrokerConfiguration {
         var configuration: BrokerConfiguration
         do {
@@ -101,6 +103,14 @@ public enum Setting {
         }
         let seconds = try positiveInteger(heartbeat, setting: "AMQP_HEARTBEAT", default: 30)
         configuration.heartbeat = .seconds(seconds)
+        if let confirmTimeout {
+            guard let seconds = Int(confirmTimeout), seconds >= 0 else {
+                throw ConfigurationError(
+                    setting: "AMQP_CONFIRM_TIMEOUT",
+                    problem: "'\(confirmTimeout)' is not a whole number of seconds (0 waits forever)")
+            }
+            configuration.confirmTimeout = .seconds(seconds)
+        }
 
         let files = [("AMQP_CA_FILE", caFile), ("AMQP_CLIENT_CERT", clientCertificate), ("AMQP_CLIENT_KEY", clientKey)]
         for case let (setting, path?) in files {
