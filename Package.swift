@@ -85,9 +85,11 @@ let package = Package(
         executable(
             "requeue-dead-letters", in: "Tools",
             dependencies: ["Common", "Messaging", "Delivery", "ServiceRuntime", logging, argumentParser]),
+        // The broker's own ceiling in C on rabbitmq-c alone, so the yardstick does not include our client.
+        .target(name: "CBrokerCeiling", dependencies: ["CRabbitMQ"], path: "Sources/Tools/CBrokerCeiling"),
         library(
             "Benchmark", in: "Tools",
-            dependencies: ["Common", "Storage", "Messaging", logging, .product(name: "Histogram", package: "hdrhistogram-swift")]),
+            dependencies: ["Common", "Storage", "Messaging", "CBrokerCeiling", logging, .product(name: "Histogram", package: "hdrhistogram-swift")]),
         executable("user-events-bench", in: "Tools", dependencies: ["Benchmark", argumentParser]),
 
         // MARK: Tests
@@ -152,6 +154,7 @@ let package = Package(
                 "UserService", "OrderService", "Common", "Messaging", "PostgresStorage", "StoreConformance",
                 "DatabaseTestSupport", "BrokerTestSupport", "TestSupport", logging, serviceLifecycle,
             ]),
+        test("BenchmarkCeilingTests", in: "Integration", dependencies: ["Benchmark", "Messaging", "BrokerTestSupport"]),
         test(
             "EndToEndTests", in: "Integration",
             dependencies: ["Common", "Storage", "Messaging", "TestSupport", "BrokerTestSupport"]),

@@ -1,4 +1,5 @@
 import Foundation
+public import Messaging
 import Storage
 
 /// Which parts of the benchmark run.
@@ -39,6 +40,16 @@ public struct BenchmarkOptions: Sendable {
     public var ceilingPrefetch: UInt16 = 256
     /// Messages per confirmed publish to queue A (the outbox relay's batch size).
     public var ceilingBatch = 1_000
+    /// Body size of the ceiling's messages, in bytes (about an event's).
+    public var ceilingBodyBytes = 200
+    /// The type of every queue: passed to the services as `AMQP_QUEUE_TYPE` and used by the ceiling.
+    public var queueType: QueueType = .classic
+    /// Instances of each service; more than one needs PostgreSQL databases (a SQLite file has one writer process).
+    public var instances = 1
+    /// The user service's `USER_DB_URL` (`postgres://...`); nil: a fresh SQLite file.
+    public var userDatabaseURL: String?
+    /// The order service's `ORDER_DB_URL` (`postgres://...`), read back with `psql`; nil: a fresh SQLite file.
+    public var orderDatabaseURL: String?
     /// Seconds of idleness at the end over which idle CPU is measured.
     public var idleSeconds = 5.0
     /// Most seconds to wait for the snapshots to catch up with the 201s.
@@ -93,16 +104,30 @@ public enum BenchmarkRunner {
             try await runSystem(options, dataDirectory: dataDirectory, logDirectory: directory, into: &report)
         }
         if options.phases.contains(.ceiling) {
-            say("broker ceiling: \(options.ceilingMessages) messages A -> B...")
-            let result = try await BrokerCeiling.run(
-                url: options.brokerURL, messages: options.ceilingMessages, prefetch: options.ceilingPrefetch,
-                batchSize: options.ceilingBatch
-            ) { drained in say("  ceiling: \(drained) of \(options.ceilingMessages) through B") }
+            let settings = BrokerCeiling.Settings(
+                url: options.brokerURL, queueType: options.queueType, messages: options.ceilingMessages,
+                bodyBytes: options.ceilingBodyBytes, prefetch: options.ceilingPrefetch, batchSize: options.ceilingBatch)
+            say("broker ceiling, rabbitmq-c: \(options.ceilingMessages) messages A -> B...")
+            let raw = try await BrokerCeiling.runRabbitMQC(settings)
             var ceiling = CeilingReport(
-                messages: result.messages, bodyBytes: result.bodyBytes, prefetch: Int(options.ceilingPrefetch),
-                batchSize: options.ceilingBatch, seconds: result.seconds,
-                messagesPerSecond: Double(result.messages) / result.seconds,
-                publishPerSecond: Double(result.messages) / result.publishSeconds)
+                messages: raw.messages, bodyBytes: options.ceilingBodyBytes, prefetch: Int(options.ceilingPrefetch),
+                batchSize: options.ceilingBatch, seconds: raw.seconds,
+                messagesPerSecond: Double(raw.messages) / raw.seconds,
+                publishPerSecond: Double(raw.messages) / raw.publishSeconds, client: "rabbitmq-c",
+                queueType: options.queueType.rawValue)
+            say("  ceiling, rabbitmq-c: \(Int(ceiling.messagesPerSecond)) msg/s end to end")
+            say("broker ceiling, Messaging module in the same shape: \(options.ceilingMessages) messages A -> B...")
+            do {
+                let ours = try await BrokerCeiling.runMessaging(settings) { drained in
+                    say("  ceiling, Messaging: \(drained) of \(options.ceilingMessages) through B")
+                }
+                ceiling.messagingSeconds = ours.seconds
+                ceiling.messagingMessagesPerSecond = Double(ours.messages) / ours.seconds
+                ceiling.messagingFraction = ceiling.messagingMessagesPerSecond.map { $0 / ceiling.messagesPerSecond }
+                say("  ceiling, Messaging: \(Int(ceiling.messagingMessagesPerSecond ?? 0)) msg/s end to end")
+            } catch {
+                report.notes.append("the Messaging module's ceiling failed: \(error)")
+            }
             if let whole = report.endToEnd.first, whole.eventsPerSecond > 0 {
                 ceiling.systemFraction = whole.eventsPerSecond / ceiling.messagesPerSecond
             }
@@ -110,8 +135,8 @@ public enum BenchmarkRunner {
                 ceiling.bestPhaseFraction = best / ceiling.messagesPerSecond
             }
             report.ceiling = ceiling
-            say("  ceiling: \(Int(ceiling.messagesPerSecond)) msg/s end to end")
         }
+        report.targets = Targets.evaluate(report)
         if !options.keepData { try? FileManager.default.removeItem(atPath: dataDirectory) }
         report.totalSeconds = Double(monotonicNanos() - began) / 1e9
 
@@ -127,29 +152,38 @@ public enum BenchmarkRunner {
     private static func runSystem(
         _ options: BenchmarkOptions, dataDirectory: String, logDirectory: String, into report: inout BenchmarkReport
     ) async throws {
-        let ordersDatabase = "\(dataDirectory)/orders.sqlite"
-        let common = ["RABBITMQ_URL": options.brokerURL, "LOG_LEVEL": options.logLevel]
-        let order = ServiceProcess(
-            name: "order-service", binDirectory: options.binDirectory, port: freePort(),
-            environment: common.merging(["ORDER_DB_URL": ordersDatabase]) { $1 }, logDirectory: logDirectory)
-        let notification = ServiceProcess(
-            name: "notification-service", binDirectory: options.binDirectory, port: freePort(), environment: common,
-            logDirectory: logDirectory)
-        let user = ServiceProcess(
-            name: "user-service", binDirectory: options.binDirectory, port: freePort(),
-            environment: common.merging(["USER_DB_URL": "\(dataDirectory)/users.sqlite"]) { $1 },
-            logDirectory: logDirectory)
-        let services = [user, notification, order]
+        let ordersDatabase = options.orderDatabaseURL ?? "\(dataDirectory)/orders.sqlite"
+        let snapshotSource: SnapshotSource =
+            options.orderDatabaseURL.map { .postgres(url: $0) } ?? .sqlite(path: ordersDatabase)
+        let brokers = options.brokerURL.split(separator: ",").map(String.init)
+        var services: [ServiceProcess] = []
+        for instance in 1...max(1, options.instances) {
+            // Instance n lists the broker's nodes starting at node n, as `make run-cluster` does.
+            let rotated = (0..<brokers.count).map { brokers[($0 + instance - 1) % brokers.count] }
+            let common = [
+                "RABBITMQ_URL": rotated.joined(separator: ","), "LOG_LEVEL": options.logLevel,
+                "AMQP_QUEUE_TYPE": options.queueType.rawValue,
+            ]
+            func process(_ name: String, _ environment: [String: String]) -> ServiceProcess {
+                ServiceProcess(
+                    name: name, instance: instance, binDirectory: options.binDirectory, port: freePort(),
+                    environment: common.merging(environment) { $1 }, logDirectory: logDirectory)
+            }
+            services.append(process("user-service", ["USER_DB_URL": options.userDatabaseURL ?? "\(dataDirectory)/users.sqlite"]))
+            services.append(process("notification-service", [:]))
+            services.append(process("order-service", ["ORDER_DB_URL": ordersDatabase]))
+        }
         say("starting the services (release builds in \(options.binDirectory))...")
         do {
-            for service in [order, notification, user] { try service.start() }
+            // Consumers first, so the user service's first events find them.
+            for service in services.reversed() { try service.start() }
             for service in services { try await waitUntilReady(service) }
         } catch {
             for service in services { await service.stop() }
             throw error
         }
 
-        let userPort = user.port
+        let userPorts = services.filter { $0.name.hasPrefix("user-service") }.map(\.port)
         var tracked = services.map { (name: $0.name, pid: $0.pid) }
         if let broker = options.brokerPID { tracked.append((name: "rabbitmq", pid: broker)) }
         // The load generator itself, to show it is not the bottleneck.
@@ -157,21 +191,49 @@ public enum BenchmarkRunner {
         let startStats = tracked.map { ProcessStats.read(pid: $0.pid) }
         let counters = LiveCounters()
         let anchor = ClockAnchor()
-        let monitor = Monitor(processes: tracked, ordersDatabase: ordersDatabase, anchor: anchor, counters: counters)
-        monitor.start()
         let runID = String(format: "%06x", UInt32.random(in: 0..<0xFF_FFFF))
+        let monitor = Monitor(processes: tracked, snapshots: snapshotSource, runID: runID, anchor: anchor, counters: counters)
+        monitor.start()
+        var costs: [PhaseCostReport] = []
+        var createdSoFar = 0
+        /// Samples every process, runs `load` (which returns the users it created), waits until the order service
+        /// has committed a snapshot for each, and samples again: the phase's cost per event includes the
+        /// asynchronous work its events caused.
+        func costed(_ name: String, _ load: () async throws -> Int) async throws {
+            let before = tracked.map { ThreadTotals.read(pid: $0.pid) }
+            let start = monotonicNanos()
+            let events = try await load()
+            createdSoFar += events
+            monitor.setLabel("\(name) drain")
+            do {
+                try await waitForSnapshots(count: createdSoFar, snapshotSource, runID: runID, options)
+            } catch {
+                report.notes.append("\(name): \(error)")
+            }
+            let after = tracked.map { ThreadTotals.read(pid: $0.pid) }
+            costs.append(
+                PhaseCosts.compute(
+                    phase: name, seconds: Double(monotonicNanos() - start) / 1e9, events: events,
+                    names: tracked.map(\.name), before: before, after: after))
+        }
 
         var measured: [(report: LoadPhaseReport, measurement: PhaseMeasurement, index: Int)] = []
         var phaseIndex = 0
-        func closed(_ name: String, kind: String, connections: Int, duration: Double) async {
+        func closed(_ name: String, kind: String, connections: Int, duration: Double) async throws {
             monitor.setLabel(name)
             let index = phaseIndex
             phaseIndex += 1
-            let measurement = await onThread {
-                LoadGenerator.closedLoop(
-                    port: userPort, runID: runID, phase: index, connections: connections, duration: duration,
-                    counters: counters)
+            var measurement: PhaseMeasurement?
+            try await costed(name) {
+                let taken = await onThread {
+                    LoadGenerator.closedLoop(
+                        ports: userPorts, runID: runID, phase: index, connections: connections, duration: duration,
+                        counters: counters)
+                }
+                measurement = taken
+                return created([taken])
             }
+            guard let measurement else { return }
             let phase = phaseReport(name: name, kind: kind, connections: connections, rate: nil, measurement)
             measured.append((phase, measurement, index))
             say("  \(name): \(Int(phase.requestsPerSecond)) req/s, p50 \(TableRenderer.fixed(phase.latency.p50, 2)) ms, "
@@ -187,12 +249,12 @@ public enum BenchmarkRunner {
             if options.phases.contains(.closed) {
                 if options.warmup > 0 {
                     let start = monotonicNanos()
-                    await closed("warmup", kind: "warmup", connections: 16, duration: options.warmup)
+                    try await closed("warmup", kind: "warmup", connections: 16, duration: options.warmup)
                     span("warm-up", start)
                 }
                 for connections in options.concurrency {
                     let start = monotonicNanos()
-                    await closed("closed-\(connections)", kind: "closed", connections: connections,
+                    try await closed("closed-\(connections)", kind: "closed", connections: connections,
                         duration: options.closedDuration)
                     span("closed \(connections)", start)
                 }
@@ -200,7 +262,7 @@ public enum BenchmarkRunner {
             if options.phases.contains(.open) {
                 let start = monotonicNanos()
                 monitor.setLabel("drain")
-                try await waitForSnapshots(count: created(measured.map(\.measurement)), ordersDatabase, options)
+                try await waitForSnapshots(count: created(measured.map(\.measurement)), snapshotSource, runID: runID, options)
                 if monotonicNanos() - start > 1_000_000_000 { span("drain", start) }
                 let best = measured.filter { $0.report.kind == "closed" }.map { Double($0.report.created) / $0.report.seconds }.max()
                 let rate = options.openRate ?? max(1, (best ?? 200) / 2)
@@ -212,12 +274,18 @@ public enum BenchmarkRunner {
                 let index = phaseIndex
                 phaseIndex += 1
                 let openStart = monotonicNanos()
-                let measurement = await onThread {
-                    LoadGenerator.openLoop(
-                        port: userPort, runID: runID, phase: index, schedule: schedule,
-                        connections: options.openConnections, counters: counters)
+                var taken: PhaseMeasurement?
+                try await costed(name) {
+                    let measurement = await onThread {
+                        LoadGenerator.openLoop(
+                            ports: userPorts, runID: runID, phase: index, schedule: schedule,
+                            connections: options.openConnections, counters: counters)
+                    }
+                    taken = measurement
+                    return created([measurement])
                 }
                 span("open loop", openStart)
+                guard let measurement = taken else { throw BenchmarkError("the open loop measured nothing") }
                 var phase = phaseReport(
                     name: name, kind: "open", connections: options.openConnections, rate: rate, measurement)
                 phase.lateSends = measurement.lateSends
@@ -237,7 +305,7 @@ public enum BenchmarkRunner {
             monitor.setLabel("drain")
             let total = created(measured.map(\.measurement))
             do {
-                try await waitForSnapshots(count: total, ordersDatabase, options)
+                try await waitForSnapshots(count: total, snapshotSource, runID: runID, options)
             } catch {
                 report.notes.append("\(error)")
             }
@@ -246,8 +314,15 @@ public enum BenchmarkRunner {
             monitor.setLabel("idle")
             let idleStart = monotonicNanos()
             let beforeIdle = tracked.map { ProcessStats.read(pid: $0.pid) }
+            let beforeIdleThreads = tracked.map { ThreadTotals.read(pid: $0.pid) }
             try await Task.sleep(for: .milliseconds(Int(options.idleSeconds * 1000)))
             let afterIdle = tracked.map { ProcessStats.read(pid: $0.pid) }
+            costs.append(
+                PhaseCosts.compute(
+                    phase: "idle", seconds: Double(monotonicNanos() - idleStart) / 1e9, events: 0,
+                    names: tracked.map(\.name), before: beforeIdleThreads,
+                    after: tracked.map { ThreadTotals.read(pid: $0.pid) }))
+            report.costs = costs
             span("idle", idleStart)
             report.idleSeconds = options.idleSeconds
             let ticks = monitor.stop()
@@ -267,7 +342,7 @@ public enum BenchmarkRunner {
             }
 
             report.phases = measured.map(\.report)
-            let snapshots = try readSnapshots(ordersDatabase, runID: runID)
+            let snapshots = try readSnapshots(snapshotSource, runID: runID)
             report.endToEnd = endToEnd(measured: measured, snapshots: snapshots, anchor: anchor)
             report.timeline = timeline(measured: measured.map(\.measurement), snapshots: snapshots, ticks: ticks, anchor: anchor)
             report.spans = spans
@@ -297,23 +372,21 @@ public enum BenchmarkRunner {
         measurements.reduce(0) { $0 + $1.samples.lazy.filter { $0.status == 201 }.count }
     }
 
-    /// Waits until the order database holds `count` snapshots, or throws after the drain timeout.
-    private static func waitForSnapshots(count: Int, _ path: String, _ options: BenchmarkOptions) async throws {
-        var readOnly = SQLiteConnection.Options()
-        readOnly.readOnly = true
+    /// Waits until the order database holds `count` snapshots of this run, or throws after the drain timeout.
+    private static func waitForSnapshots(
+        count: Int, _ source: SnapshotSource, runID: String, _ options: BenchmarkOptions
+    ) async throws {
         let deadline = ContinuousClock.now + .milliseconds(Int(options.drainTimeout * 1000))
-        var database: SQLiteConnection?
-        defer { database?.close() }
+        let reader = SnapshotReader(source, runID: runID)
         var seen = 0
         while true {
-            if database == nil { database = try? SQLiteConnection(path: path, options: readOnly) }
-            seen = (try? database?.queryFirst("SELECT count(*) AS n FROM user_snapshots")?.int("n")) ?? 0
+            seen = reader.count() ?? 0
             if seen >= count { return }
             guard ContinuousClock.now < deadline else {
                 throw BenchmarkError(
                     "after \(Int(options.drainTimeout)) s only \(seen) of \(count) snapshots were committed")
             }
-            try await Task.sleep(for: .milliseconds(50))
+            try await Task.sleep(for: source.pollInterval)
         }
     }
 
@@ -342,15 +415,11 @@ public enum BenchmarkRunner {
         var updatedMs: Double
     }
 
-    static func readSnapshots(_ path: String, runID: String) throws -> [Snapshot] {
-        var readOnly = SQLiteConnection.Options()
-        readOnly.readOnly = true
-        let database = try SQLiteConnection(path: path, options: readOnly)
-        defer { database.close() }
-        return try database.query("SELECT email, occurred_at, updated_at FROM user_snapshots").compactMap { row in
-            guard let email = row.string("email"), let phase = LoadGenerator.phase(ofEmail: email, runID: runID),
-                let occurred = row.string("occurred_at").flatMap(parseISO8601Millis),
-                let updated = row.string("updated_at").flatMap(parseISO8601Millis)
+    static func readSnapshots(_ source: SnapshotSource, runID: String) throws -> [Snapshot] {
+        try SnapshotReader(source, runID: runID).rows().compactMap { row in
+            guard let phase = LoadGenerator.phase(ofEmail: row.email, runID: runID),
+                let occurred = row.occurredAt.flatMap(parseISO8601Millis),
+                let updated = row.updatedAt.flatMap(parseISO8601Millis)
             else { return nil }
             return Snapshot(phase: phase, occurredMs: occurred, updatedMs: updated)
         }
@@ -403,14 +472,19 @@ public enum BenchmarkRunner {
             lags[second, default: []].append(UInt64(max(0, snapshot.updatedMs - snapshot.occurredMs) * 1000))
         }
         var cpu: [Int: [String: Double]] = [:]
-        for tick in ticks { cpu[tick.second] = tick.cpu }
+        var switches: [Int: [String: Double]] = [:]
+        for tick in ticks {
+            cpu[tick.second] = tick.cpu
+            switches[tick.second] = tick.switches
+        }
         let last = max(latencies.keys.max() ?? 0, lags.keys.max() ?? 0, cpu.keys.max() ?? 0)
         return (0...last).map { second in
             let http = latencies[second].map { LatencySummary(microseconds: $0) }
             let lag = lags[second].map { LatencySummary(microseconds: $0) }
             return TimelinePoint(
                 second: second, requests: http?.count ?? 0, errors: errors[second] ?? 0, p50: http?.p50, p99: http?.p99,
-                snapshots: lag?.count ?? 0, lagP50: lag?.p50, cpu: cpu[second] ?? [:])
+                snapshots: lag?.count ?? 0, lagP50: lag?.p50, cpu: cpu[second] ?? [:],
+                contextSwitches: switches[second])
         }
     }
 
@@ -455,7 +529,10 @@ public enum BenchmarkRunner {
             "openDuration": "\(options.openDuration)", "openRate": options.openRate.map { "\($0)" } ?? "auto",
             "openConnections": "\(options.openConnections)", "ceilingMessages": "\(options.ceilingMessages)",
             "ceilingPrefetch": "\(options.ceilingPrefetch)", "ceilingBatch": "\(options.ceilingBatch)",
+            "ceilingBodyBytes": "\(options.ceilingBodyBytes)", "queueType": options.queueType.rawValue,
             "idleSeconds": "\(options.idleSeconds)", "logLevel": options.logLevel,
+            "instances": "\(options.instances)",
+            "store": options.orderDatabaseURL == nil && options.userDatabaseURL == nil ? "sqlite" : "postgres",
         ]
     }
 }

@@ -61,9 +61,10 @@ enum LoadGenerator {
     }
 
     /// Closed loop: `connections` connections each send the next request as soon as the previous answered,
-    /// for `duration` seconds. Blocks until every connection has finished.
+    /// for `duration` seconds. Connection `n` goes to `ports[n % ports.count]`. Blocks until every connection has
+    /// finished.
     static func closedLoop(
-        port: Int, runID: String, phase: Int, connections: Int, duration: Double, counters: LiveCounters
+        ports: [Int], runID: String, phase: Int, connections: Int, duration: Double, counters: LiveCounters
     ) -> PhaseMeasurement {
         let start = monotonicNanos()
         let deadline = start + UInt64(duration * 1e9)
@@ -71,6 +72,7 @@ enum LoadGenerator {
         return runWorkers(connections, start: start) { worker in
             var result = WorkerResult()
             result.samples.reserveCapacity(expected)
+            let port = ports[worker % ports.count]
             var template = RequestTemplate(port: port, emailPrefix: emailPrefix(runID: runID, phase: phase, worker: worker))
             let connection = BlockingHTTPConnection(port: port)
             var sequence: UInt64 = 0
@@ -90,9 +92,10 @@ enum LoadGenerator {
 
     /// Open loop: requests are due at a fixed `schedule`, whatever the answers do; any of `connections`
     /// connections sends the next due request when it is free. Latency counts from the intended send time, so a
-    /// stalled server is charged for every request that waited behind it (no coordinated omission).
+    /// stalled server is charged for every request that waited behind it (no coordinated omission). Connection `n`
+    /// goes to `ports[n % ports.count]`.
     static func openLoop(
-        port: Int, runID: String, phase: Int, schedule: OpenLoopSchedule, connections: Int, counters: LiveCounters
+        ports: [Int], runID: String, phase: Int, schedule: OpenLoopSchedule, connections: Int, counters: LiveCounters
     ) -> PhaseMeasurement {
         let start = monotonicNanos() + 5_000_000  // let the threads start before the first request is due
         let dispatcher = OpenLoopDispatcher()
@@ -100,6 +103,7 @@ enum LoadGenerator {
         return runWorkers(connections, start: start) { worker in
             var result = WorkerResult()
             result.samples.reserveCapacity(total / max(1, connections) * 2 + 16)
+            let port = ports[worker % ports.count]
             var template = RequestTemplate(port: port, emailPrefix: emailPrefix(runID: runID, phase: phase, worker: worker))
             let connection = BlockingHTTPConnection(port: port)
             var sequence: UInt64 = 0

@@ -1,5 +1,4 @@
 import Foundation
-import Storage
 import Synchronization
 
 /// Prints a progress line every second while the services run, and samples each process's CPU for the chart.
@@ -7,6 +6,8 @@ final class Monitor: Sendable {
     struct Tick: Sendable {
         var second: Int
         var cpu: [String: Double]
+        /// Context switches in this second, all threads, by process name.
+        var switches: [String: Double]
     }
 
     private struct State {
@@ -15,16 +16,21 @@ final class Monitor: Sendable {
     }
 
     private let processes: [(name: String, pid: Int32)]
-    private let ordersDatabase: String
+    private let snapshots: SnapshotSource
+    private let runID: String
     private let anchor: ClockAnchor
     private let counters: LiveCounters
     private let state = Mutex(State())
     private let stopping = Atomic<Bool>(false)
     private let stopped = DispatchSemaphore(value: 0)
 
-    init(processes: [(name: String, pid: Int32)], ordersDatabase: String, anchor: ClockAnchor, counters: LiveCounters) {
+    init(
+        processes: [(name: String, pid: Int32)], snapshots: SnapshotSource, runID: String, anchor: ClockAnchor,
+        counters: LiveCounters
+    ) {
         self.processes = processes
-        self.ordersDatabase = ordersDatabase
+        self.snapshots = snapshots
+        self.runID = runID
         self.anchor = anchor
         self.counters = counters
     }
@@ -50,10 +56,8 @@ final class Monitor: Sendable {
     }
 
     private func loop() {
-        var options = SQLiteConnection.Options()
-        options.readOnly = true
-        var database: SQLiteConnection?
-        var lastCPU = processes.map { ProcessStats.read(pid: $0.pid)?.cpuSeconds ?? 0 }
+        let reader = SnapshotReader(snapshots, runID: runID)
+        var last = processes.map { ThreadTotals.read(pid: $0.pid) }
         var lastCompleted = 0
         var lastFailed = 0
         var lastSnapshots = 0
@@ -61,20 +65,20 @@ final class Monitor: Sendable {
         while !stopping.load(ordering: .relaxed) {
             second += 1
             sleepUntil(monotonicNanos: anchor.monotonic + UInt64(second) * 1_000_000_000)
-            let cpu = processes.map { ProcessStats.read(pid: $0.pid)?.cpuSeconds ?? 0 }
+            let now = processes.map { ThreadTotals.read(pid: $0.pid) }
             var usage: [String: Double] = [:]
+            var switches: [String: Double] = [:]
             for (index, process) in processes.enumerated() {
-                usage[process.name] = max(0, (cpu[index] - lastCPU[index]) * 100)
+                guard let current = now[index], let previous = last[index] else { continue }
+                usage[process.name] = max(0, (current.cpuSeconds - previous.cpuSeconds) * 100)
+                switches[process.name] = Double(max(0, current.contextSwitches - previous.contextSwitches))
             }
-            lastCPU = cpu
-            if database == nil, FileManager.default.fileExists(atPath: ordersDatabase) {
-                database = try? SQLiteConnection(path: ordersDatabase, options: options)
-            }
-            let snapshots = (try? database?.queryFirst("SELECT count(*) AS n FROM user_snapshots")?.int("n")) ?? nil
+            last = now
+            let snapshots = reader.count()
             let completed = counters.completed.load(ordering: .relaxed)
             let failed = counters.failed.load(ordering: .relaxed)
             let label = state.withLock { state in
-                state.ticks.append(Tick(second: second - 1, cpu: usage))
+                state.ticks.append(Tick(second: second - 1, cpu: usage, switches: switches))
                 return state.label
             }
             let cpuText = processes.map { "\(short($0.name)) \(Int(usage[$0.name] ?? 0))%" }.joined(separator: " ")
@@ -89,17 +93,9 @@ final class Monitor: Sendable {
             lastCompleted = completed
             lastFailed = failed
         }
-        database?.close()
     }
 
-    private func short(_ name: String) -> String {
-        switch name {
-        case "user-service": "user"
-        case "notification-service": "notif"
-        case "order-service": "order"
-        default: name
-        }
-    }
+    private func short(_ name: String) -> String { TableRenderer.short(name) }
 
     private func pad(_ value: Int, _ width: Int) -> String {
         let text = String(value)

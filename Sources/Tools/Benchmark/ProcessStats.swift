@@ -38,6 +38,53 @@ public struct ProcessStats: Sendable, Equatable {
     }
 }
 
+/// CPU time and context switches of one process summed over its live threads, read from
+/// `/proc/<pid>/task/*/stat` and `/proc/<pid>/task/*/status` (the process-wide `status` counts only the main
+/// thread's switches).
+public struct ThreadTotals: Sendable, Equatable {
+    /// utime + stime of every thread, in seconds.
+    public var cpuSeconds: Double
+    /// voluntary_ctxt_switches + nonvoluntary_ctxt_switches of every thread.
+    public var contextSwitches: Int
+
+    /// Creates totals.
+    public init(cpuSeconds: Double, contextSwitches: Int) {
+        self.cpuSeconds = cpuSeconds
+        self.contextSwitches = contextSwitches
+    }
+
+    /// Sums the threads of `pid`; nil when the process is gone.
+    public static func read(pid: Int32) -> ThreadTotals? {
+        let directory = "/proc/\(pid)/task"
+        guard let threads = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return nil }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        var totals = ThreadTotals(cpuSeconds: 0, contextSwitches: 0)
+        for thread in threads {
+            // A thread may exit between the listing and the reads: it then counts for nothing.
+            guard let stat = try? String(contentsOfFile: "\(directory)/\(thread)/stat", encoding: .utf8),
+                let cpu = ProcessStats.cpuSeconds(statLine: stat, ticksPerSecond: ticks)
+            else { continue }
+            let status = (try? String(contentsOfFile: "\(directory)/\(thread)/status", encoding: .utf8)) ?? ""
+            totals.cpuSeconds += cpu
+            totals.contextSwitches += contextSwitches(status: status) ?? 0
+        }
+        return totals
+    }
+
+    /// voluntary_ctxt_switches + nonvoluntary_ctxt_switches from the text of a `status` file.
+    public static func contextSwitches(status: String) -> Int? {
+        var total: Int?
+        for line in status.split(separator: "\n")
+        where line.hasPrefix("voluntary_ctxt_switches:") || line.hasPrefix("nonvoluntary_ctxt_switches:") {
+            guard let colon = line.firstIndex(of: ":"),
+                let value = Int(line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+            else { continue }
+            total = (total ?? 0) + value
+        }
+        return total
+    }
+}
+
 /// One of the project's executables, started as a process with its output in a log file.
 final class ServiceProcess {
     let name: String
@@ -45,10 +92,14 @@ final class ServiceProcess {
     let logPath: String
     private let process = Process()
 
-    init(name: String, binDirectory: String, port: Int, environment: [String: String], logDirectory: String) {
-        self.name = name
+    /// Instance 1 is called `name`; further ones `name-2`, `name-3`.
+    init(
+        name: String, instance: Int = 1, binDirectory: String, port: Int, environment: [String: String],
+        logDirectory: String
+    ) {
+        self.name = instance == 1 ? name : "\(name)-\(instance)"
         self.port = port
-        logPath = "\(logDirectory)/\(name).log"
+        logPath = "\(logDirectory)/\(self.name).log"
         process.executableURL = URL(fileURLWithPath: "\(binDirectory)/\(name)")
         process.arguments = ["--port", "\(port)"]
         var env = ProcessInfo.processInfo.environment

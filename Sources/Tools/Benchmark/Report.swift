@@ -100,26 +100,88 @@ public struct EndToEndReport: Codable, Sendable {
     public var lag: LatencySummary
 }
 
-/// The broker's two-queue ceiling.
+/// The broker's two-queue ceiling: the best shape any client can use (batched confirmed publishes to A, a forwarder
+/// that republishes A to B in batches inside a confirm window and acks with `multiple`, a drain of B with `multiple`
+/// acks), driven by rabbitmq-c alone; beside it the project's `Messaging` module in that same shape.
 public struct CeilingReport: Codable, Sendable {
     /// Messages sent through A and B.
     public var messages: Int
     /// Body size of each, in bytes.
     public var bodyBytes: Int
-    /// Prefetch of both consumers (and forwarding concurrency).
+    /// Prefetch of both consumers (the forwarder's confirm window).
     public var prefetch: Int
-    /// Messages per confirmed publish to A.
+    /// Messages per confirmed publish batch to A.
     public var batchSize: Int
-    /// From the first publish to the last message taken from B.
+    /// rabbitmq-c: from the first publish to the last message taken from B.
     public var seconds: Double
-    /// End to end through both queues.
+    /// rabbitmq-c: messages per second through both queues. The yardstick.
     public var messagesPerSecond: Double
-    /// Publish rate to A alone (confirmed), while forwarding ran.
+    /// rabbitmq-c: publish rate to A alone (confirmed), while forwarding ran.
     public var publishPerSecond: Double
+    /// Which client measured `messagesPerSecond`: `rabbitmq-c` (reports before it have none: their ceiling was
+    /// the `Messaging` module in the router's one-at-a-time shape).
+    public var client: String?
+    /// `classic` or `quorum`.
+    public var queueType: String?
+    /// The `Messaging` module in the same shape: messages per second through both queues.
+    public var messagingMessagesPerSecond: Double?
+    /// The `Messaging` module in the same shape: seconds.
+    public var messagingSeconds: Double?
+    /// `messagingMessagesPerSecond / messagesPerSecond`: how much of the broker our client reaches.
+    public var messagingFraction: Double?
     /// The system's whole-run end-to-end events/s as a fraction of `messagesPerSecond`.
     public var systemFraction: Double?
     /// The best phase's end-to-end events/s as a fraction of `messagesPerSecond`.
     public var bestPhaseFraction: Double?
+}
+
+/// CPU and context switches one process used during one phase (summed over its threads).
+public struct ProcessCost: Codable, Sendable, Equatable {
+    /// Process name, as in ``ProcessReport``.
+    public var name: String
+    /// utime + stime of its threads over the phase, in seconds.
+    public var cpuSeconds: Double
+    /// Voluntary + involuntary context switches of its threads over the phase.
+    public var contextSwitches: Int
+    /// CPU milliseconds per event created in the phase.
+    public var cpuMsPerEvent: Double?
+    /// Context switches per event created in the phase.
+    public var switchesPerEvent: Double?
+}
+
+/// What each process spent per event in one phase: sampled from `/proc/<pid>/task/*/{stat,status}` when the
+/// phase's load began and again once the order service had committed the phase's last snapshot.
+public struct PhaseCostReport: Codable, Sendable, Equatable {
+    /// The phase (`closed-1`, `open`, `idle`, ...).
+    public var phase: String
+    /// Seconds between the two samples.
+    public var seconds: Double
+    /// Users created (201) in the phase.
+    public var events: Int
+    /// Every tracked process: the services, then the broker and the load generator when tracked.
+    public var processes: [ProcessCost]
+    /// The services (not the broker or the generator) summed: CPU milliseconds per event.
+    public var cpuMsPerEvent: Double?
+    /// The services summed: context switches per event.
+    public var switchesPerEvent: Double?
+    /// The services summed: CPU as a percentage of one core over the phase.
+    public var cpuPercent: Double
+}
+
+/// One of the targets, met or missed in this run.
+public struct TargetCheck: Codable, Sendable, Equatable {
+    /// What is measured, e.g. `CPU per event, services summed, closed-64`.
+    public var name: String
+    /// The bound, in `unit`.
+    public var limit: Double
+    /// Whether the measured value must be at most (`<=`) or at least (`>=`) the limit.
+    public var comparison: String
+    /// The unit of `limit` and `measured`.
+    public var unit: String
+    /// This run's value; nil when the run did not measure it (phase not run, ceiling not measured).
+    public var measured: Double?
+    /// nil when not measured.
+    public var met: Bool?
 }
 
 /// CPU and memory of one process.
@@ -154,6 +216,8 @@ public struct TimelinePoint: Codable, Sendable {
     public var lagP50: Double?
     /// CPU used in this second, percent of one core, by process name.
     public var cpu: [String: Double]
+    /// Context switches (voluntary + involuntary, all threads) in this second, by process name.
+    public var contextSwitches: [String: Double]?
 }
 
 /// A phase's place on the timeline.
@@ -182,6 +246,10 @@ public struct BenchmarkReport: Codable, Sendable {
     public var ceiling: CeilingReport?
     /// The three services (and the broker when its pid is known).
     public var processes: [ProcessReport] = []
+    /// CPU and context switches per event, per phase and process.
+    public var costs: [PhaseCostReport]?
+    /// The targets, met or missed.
+    public var targets: [TargetCheck]?
     /// Seconds of idleness over which idle CPU was measured.
     public var idleSeconds: Double?
     /// Per second.

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Draws a report's timeline as one self-contained SVG (no scripts, fonts or links): throughput, latency and
-/// CPU per second in three stacked panels, phases shaded behind them.
+/// CPU and context switches per second in four stacked panels, phases shaded behind them.
 public enum SVGChart {
     struct Series {
         var label: String
@@ -38,7 +38,11 @@ public enum SVGChart {
         let cpu = names.enumerated().map { index, name in
             Series(label: name, color: palette[index % palette.count], points: points { $0.cpu[name] })
         }
-        let height = top + 3 * panelHeight + 2 * gap + 50
+        let switchNames = Array(Set(timeline.flatMap { Array(($0.contextSwitches ?? [:]).keys) })).sorted()
+        let switches = switchNames.enumerated().map { index, name in
+            Series(label: name, color: palette[index % palette.count], points: points { $0.contextSwitches?[name] })
+        }
+        let height = top + 4 * panelHeight + 3 * gap + 50
         var svg = """
             <svg xmlns="http://www.w3.org/2000/svg" width="\(int(width))" height="\(int(height))" \
             viewBox="0 0 \(int(width)) \(int(height))" font-family="sans-serif" font-size="11">
@@ -50,6 +54,7 @@ public enum SVGChart {
             ("throughput (per second)", throughput, false),
             ("latency, ms (log scale)", latency, true),
             ("CPU, % of one core", cpu, false),
+            ("context switches per second (all threads)", switches, false),
         ]
         for (index, panel) in panels.enumerated() {
             let y = top + Double(index) * (panelHeight + gap)

@@ -34,16 +34,48 @@ public enum TableRenderer {
         }
         if let ceiling = report.ceiling {
             out.append(
-                "Broker ceiling (A -> forward with confirm + ack -> B; persistent, confirms, manual acks, prefetch "
-                    + "\(ceiling.prefetch), \(ceiling.bodyBytes)-byte bodies, batches of \(ceiling.batchSize))")
-            out.append(row(["messages", "seconds", "msg/s e2e", "publish/s", "system e2e / ceiling: whole run, best phase"]))
+                "Broker ceiling (A -> forwarder -> B; persistent, durable \(ceiling.queueType ?? "classic") queues, "
+                    + "confirms, multiple acks, prefetch \(ceiling.prefetch), \(ceiling.bodyBytes)-byte bodies, "
+                    + "batches of \(ceiling.batchSize))")
+            out.append(row(["client", "messages", "seconds", "msg/s e2e", "publish/s", "of ceiling"]))
             out.append(
                 row([
-                    "\(ceiling.messages)", fixed(ceiling.seconds, 2), fixed(ceiling.messagesPerSecond, 0),
-                    fixed(ceiling.publishPerSecond, 0),
-                    "   " + (ceiling.systemFraction.map { fixed($0 * 100, 1) + " %" } ?? "-") + ", "
-                        + (ceiling.bestPhaseFraction.map { fixed($0 * 100, 1) + " %" } ?? "-"),
+                    ceiling.client ?? "Messaging (old)", "\(ceiling.messages)", fixed(ceiling.seconds, 2),
+                    fixed(ceiling.messagesPerSecond, 0), fixed(ceiling.publishPerSecond, 0), "100 %",
                 ]))
+            if let ours = ceiling.messagingMessagesPerSecond {
+                out.append(
+                    row([
+                        "Messaging module", "\(ceiling.messages)", ceiling.messagingSeconds.map { fixed($0, 2) } ?? "-",
+                        fixed(ours, 0), "-", ceiling.messagingFraction.map { fixed($0 * 100, 1) + " %" } ?? "-",
+                    ]))
+            }
+            out.append(
+                "system end to end / ceiling: whole run "
+                    + (ceiling.systemFraction.map { fixed($0 * 100, 1) + " %" } ?? "-") + ", best phase "
+                    + (ceiling.bestPhaseFraction.map { fixed($0 * 100, 1) + " %" } ?? "-"))
+            out.append("")
+        }
+        if let costs = report.costs, !costs.isEmpty {
+            let names = costs.first?.processes.map(\.name) ?? []
+            out.append("Cost per event (from /proc/<pid>/task/*; each phase until its last snapshot committed)")
+            out.append(
+                row(["phase", "events", "CPU %", "CPU ms/ev", "switch/ev"] + names.map { "\(short($0)) ms/sw" }))
+            for cost in costs {
+                let perProcess = names.map { name -> String in
+                    guard let process = cost.processes.first(where: { $0.name == name }) else { return "-" }
+                    if cost.events == 0 { return "\(fixed(process.cpuSeconds * 1000, 0)) ms \(process.contextSwitches)" }
+                    return (process.cpuMsPerEvent.map { fixed($0, 3) } ?? "-") + "/"
+                        + (process.switchesPerEvent.map { fixed($0, 1) } ?? "-")
+                }
+                out.append(
+                    row(
+                        [
+                            cost.phase, "\(cost.events)", fixed(cost.cpuPercent, 0),
+                            cost.cpuMsPerEvent.map { fixed($0, 3) } ?? "-", cost.switchesPerEvent.map { fixed($0, 1) } ?? "-",
+                        ] + perProcess))
+            }
+            out.append("(CPU ms/ev and switch/ev: the three services summed; idle: CPU ms and switches in total)")
             out.append("")
         }
         if !report.processes.isEmpty {
@@ -60,6 +92,15 @@ public enum TableRenderer {
             }
             out.append("")
         }
+        if let targets = report.targets, !targets.isEmpty {
+            out.append("Targets")
+            for target in targets {
+                let verdict = target.met.map { $0 ? "met   " : "MISSED" } ?? "n/a   "
+                let measured = target.measured.map { fixed($0, 3) } ?? "not measured"
+                out.append("  \(verdict) \(target.name): \(measured) \(target.comparison) \(fixed(target.limit, 2)) \(target.unit)")
+            }
+            out.append("")
+        }
         for note in report.notes { out.append("note: \(note)") }
         return out.joined(separator: "\n")
     }
@@ -73,6 +114,15 @@ public enum TableRenderer {
             line += index == 0 ? cell + String(repeating: " ", count: padding) : String(repeating: " ", count: padding) + cell
         }
         return line
+    }
+
+    /// `user`, `notif`, `order` (with `-2` and so on for further instances), or the name as it is.
+    static func short(_ name: String) -> String {
+        for (long, short) in [("user-service", "user"), ("notification-service", "notif"), ("order-service", "order")]
+        where name.hasPrefix(long) {
+            return short + name.dropFirst(long.count)
+        }
+        return name
     }
 
     static func fixed(_ value: Double, _ digits: Int) -> String {

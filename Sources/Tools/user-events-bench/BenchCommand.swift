@@ -1,6 +1,7 @@
 import ArgumentParser
 import Benchmark
 import Foundation
+import Messaging
 
 /// `user-events-bench`: drives the three services (started here as processes) and the broker, and writes
 /// `bench-results/<time>/{table.txt,report.json,chart.svg}`.
@@ -49,6 +50,27 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Messages per confirmed publish to the ceiling's first queue.")
     var ceilingBatch = 1_000
 
+    @Option(help: "Body size of the ceiling's messages, in bytes.")
+    var ceilingBodyBytes = 200
+
+    @Option(help: "classic or quorum: the queues of the services (AMQP_QUEUE_TYPE) and of the ceiling.")
+    var queueType = "classic"
+
+    @Option(help: "Instances of each service (more than one needs --user-db-url and --order-db-url).")
+    var instances = 1
+
+    @Option(name: .customLong("user-db-url"), help: "USER_DB_URL for the user service (postgres://...); default: a fresh SQLite file.")
+    var userDbURL: String?
+
+    @Option(name: .customLong("order-db-url"), help: "ORDER_DB_URL for the order service (postgres://..., read back with psql); default: a fresh SQLite file.")
+    var orderDbURL: String?
+
+    @Option(help: "An earlier run's report.json: prints each figure of this run beside it, with the change.")
+    var compare: String?
+
+    @Option(help: "With --compare: a later report.json to set beside it, without running anything.")
+    var compareWith: String?
+
     @Option(help: "Seconds of idleness at the end for the idle-CPU figure.")
     var idle = 5.0
 
@@ -65,6 +87,11 @@ struct BenchCommand: AsyncParsableCommand {
     var keepData = false
 
     func run() async throws {
+        if let compareWith {
+            guard let compare else { throw ValidationError("--compare-with needs --compare <earlier report.json>") }
+            print(Comparison.render(earlier: try Self.load(compare), current: try Self.load(compareWith)))
+            return
+        }
         guard let url = rabbitmqURL ?? ProcessInfo.processInfo.environment["RABBITMQ_URL"], !url.isEmpty else {
             throw ValidationError("no broker: pass --rabbitmq-url or set RABBITMQ_URL (scripts/bench.sh starts one)")
         }
@@ -92,20 +119,52 @@ struct BenchCommand: AsyncParsableCommand {
         options.ceilingMessages = ceilingMessages
         options.ceilingPrefetch = ceilingPrefetch
         options.ceilingBatch = ceilingBatch
+        options.ceilingBodyBytes = ceilingBodyBytes
+        guard let type = QueueType(rawValue: queueType) else {
+            throw ValidationError("--queue-type: '\(queueType)' is neither classic nor quorum")
+        }
+        options.queueType = type
+        guard instances >= 1 else { throw ValidationError("--instances must be at least 1") }
+        guard instances == 1 || (userDbURL != nil && orderDbURL != nil) else {
+            throw ValidationError("--instances \(instances) needs --user-db-url and --order-db-url: a SQLite file has one writer process")
+        }
+        for url in [userDbURL, orderDbURL].compactMap({ $0 }) where !url.hasPrefix("postgres://") && !url.hasPrefix("postgresql://") {
+            throw ValidationError("--user-db-url and --order-db-url take postgres:// URLs (SQLite files are the default)")
+        }
+        options.instances = instances
+        options.userDatabaseURL = userDbURL
+        options.orderDatabaseURL = orderDbURL
+        // Read the earlier report first: a wrong path should fail before minutes of load, not after.
+        let earlier = try compare.map(Self.load)
         options.idleSeconds = idle
         options.drainTimeout = drainTimeout
         options.logLevel = logLevel
         options.brokerPID = brokerPid
         options.keepData = keepData
         guard closedDuration > 0, openDuration > 0, openConnections > 0, ceilingMessages > 0, ceilingBatch > 0,
-            idle >= 0, warmup >= 0, (rate ?? 1) > 0
+            ceilingBodyBytes > 0, idle >= 0, warmup >= 0, (rate ?? 1) > 0
         else { throw ValidationError("durations, counts and the rate must be positive") }
 
         let output = try await BenchmarkRunner.run(options)
         print("")
         print(output.table)
         print("")
+        if let earlier {
+            let comparison = Comparison.render(earlier: earlier, current: output.report)
+            print(comparison)
+            print("")
+            try comparison.write(toFile: "\(output.directory)/comparison.txt", atomically: true, encoding: .utf8)
+        }
         print("written: \(output.directory)/table.txt, report.json, chart.svg (in \(Int(output.report.totalSeconds)) s)")
+    }
+
+    /// A report.json written by an earlier run.
+    static func load(_ path: String) throws -> BenchmarkReport {
+        do {
+            return try JSONDecoder().decode(BenchmarkReport.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            throw ValidationError("cannot read a report from \(path): \(error)")
+        }
     }
 
     /// The directory of this executable, where `swift build` also puts the services.

@@ -82,7 +82,8 @@ struct ReportWriterTests {
         report.timeline = (0..<5).map { second in
             TimelinePoint(
                 second: second, requests: 100 * second, errors: second == 3 ? 2 : 0, p50: 1.5, p99: 12,
-                snapshots: 90 * second, lagP50: 20, cpu: ["user-service": 50, "order-service": 20])
+                snapshots: 90 * second, lagP50: 20, cpu: ["user-service": 50, "order-service": 20],
+                contextSwitches: ["user-service": 4_000, "order-service": 1_500])
         }
         report.spans = [PhaseSpan(name: "closed <16>", start: 0, end: 3), PhaseSpan(name: "open", start: 3, end: 5)]
         return report
@@ -92,7 +93,8 @@ struct ReportWriterTests {
         let svg = SVGChart.render(sampleReport())
         #expect(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""))
         #expect(svg.hasSuffix("</svg>\n"))
-        #expect(svg.components(separatedBy: "<polyline").count - 1 >= 6)
+        #expect(svg.components(separatedBy: "<polyline").count - 1 >= 8)
+        #expect(svg.contains("context switches per second"))
         #expect(svg.contains("closed &lt;16&gt;"))
         #expect(!svg.contains("<script") && !svg.contains("href"))
         #expect(!svg.contains("nan") && !svg.contains("inf"))
@@ -102,12 +104,26 @@ struct ReportWriterTests {
         var report = sampleReport()
         report.ceiling = CeilingReport(
             messages: 1_000, bodyBytes: 250, prefetch: 256, batchSize: 100, seconds: 0.5, messagesPerSecond: 2_000,
-            publishPerSecond: 2_500, systemFraction: 0.25)
+            publishPerSecond: 2_500, client: "rabbitmq-c", messagingMessagesPerSecond: 1_000, messagingFraction: 0.5,
+            systemFraction: 0.25)
+        report.costs = [
+            PhaseCostReport(
+                phase: "closed-1", seconds: 10, events: 1_000,
+                processes: [ProcessCost(name: "user-service", cpuSeconds: 0.3, contextSwitches: 4_000,
+                    cpuMsPerEvent: 0.3, switchesPerEvent: 4)],
+                cpuMsPerEvent: 0.3, switchesPerEvent: 4, cpuPercent: 3)
+        ]
+        report.targets = Targets.evaluate(report)
         let decoded = try JSONDecoder().decode(BenchmarkReport.self, from: try report.json())
         #expect(decoded.timeline.count == 5)
         #expect(decoded.ceiling?.systemFraction == 0.25)
         let table = TableRenderer.render(report)
         #expect(table.contains("Broker ceiling"))
         #expect(table.contains("25.0 %"))
+        #expect(table.contains("Messaging module") && table.contains("50.0 %"))
+        #expect(table.contains("Cost per event") && table.contains("0.300/4.0"))
+        #expect(table.contains("met    CPU per event, services summed, closed-1: 0.300 <= 0.40 ms"))
+        #expect(decoded.costs == report.costs)
+        #expect(decoded.targets == report.targets)
     }
 }
