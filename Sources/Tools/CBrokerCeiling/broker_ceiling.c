@@ -5,11 +5,15 @@
 #include <amqp.h>
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -143,8 +147,10 @@ static void confirm(confirms_t *c, uint64_t tag, int multiple) {
     while (c->upto < c->capacity && c->marks[c->upto + 1]) c->upto++;
 }
 
-/// Waits up to 100 ms for one frame. 1: got one; 0: timed out; -1: failed (recorded).
-static int next_frame(shared_t *shared, amqp_connection_state_t state, const char *role, amqp_frame_t *frame) {
+/// Waits up to `wait_us` microseconds (0: only what is buffered or readable now) for one frame. 1: got one;
+/// 0: timed out; -1: failed (recorded).
+static int wait_frame(shared_t *shared, amqp_connection_state_t state, const char *role, amqp_frame_t *frame,
+    long wait_us) {
     if (atomic_load(&shared->stop)) return -1;
     if (now_ns() > shared->deadline_ns) {
         char text[120];
@@ -153,7 +159,7 @@ static int next_frame(shared_t *shared, amqp_connection_state_t state, const cha
         fail(shared, role, text);
         return -1;
     }
-    struct timeval timeout = {0, 100000};
+    struct timeval timeout = {wait_us / 1000000, wait_us % 1000000};
     int status = amqp_simple_wait_frame_noblock(state, frame, &timeout);
     if (status == AMQP_STATUS_TIMEOUT) return 0;
     if (status != AMQP_STATUS_OK) {
@@ -177,12 +183,70 @@ static int next_frame(shared_t *shared, amqp_connection_state_t state, const cha
     return 1;
 }
 
+/// Waits up to 100 ms for one frame; as `wait_frame`.
+static int next_frame(shared_t *shared, amqp_connection_state_t state, const char *role, amqp_frame_t *frame) {
+    return wait_frame(shared, state, role, frame, 100000);
+}
+
+/// Reads the content (header and body frames) that follows a basic.deliver, without copying it: a body that
+/// came in one frame points into the connection's buffers (valid until amqp_maybe_release_buffers); a larger one
+/// is gathered into `scratch`. 0 on success; -1 failed (recorded).
+static int read_content(shared_t *shared, amqp_connection_state_t state, const char *role, amqp_bytes_t *scratch,
+    amqp_bytes_t *body) {
+    amqp_frame_t frame;
+    int got;
+    while ((got = next_frame(shared, state, role, &frame)) == 0) {}
+    if (got < 0) return -1;
+    if (frame.frame_type != AMQP_FRAME_HEADER) {
+        fail(shared, role, "expected a content header after basic.deliver");
+        return -1;
+    }
+    size_t size = (size_t)frame.payload.properties.body_size, have = 0;
+    *body = (amqp_bytes_t){0, NULL};
+    while (have < size) {
+        while ((got = next_frame(shared, state, role, &frame)) == 0) {}
+        if (got < 0) return -1;
+        if (frame.frame_type != AMQP_FRAME_BODY) {
+            fail(shared, role, "expected a content body frame");
+            return -1;
+        }
+        amqp_bytes_t fragment = frame.payload.body_fragment;
+        if (have == 0 && fragment.len == size) {
+            *body = fragment;
+            return 0;
+        }
+        if (scratch->len < size) {
+            void *grown = realloc(scratch->bytes, size);
+            if (!grown) {
+                fail(shared, role, "out of memory");
+                return -1;
+            }
+            *scratch = (amqp_bytes_t){size, grown};
+        }
+        if (fragment.len > size - have) {
+            fail(shared, role, "content body longer than its header said");
+            return -1;
+        }
+        memcpy((char *)scratch->bytes + have, fragment.bytes, fragment.len);
+        have += fragment.len;
+    }
+    *body = (amqp_bytes_t){size, scratch->bytes};
+    return 0;
+}
+
 /// Handles a basic.ack frame (a publisher confirm); returns whether it was one.
 static int take_confirm(amqp_frame_t *frame, confirms_t *confirms) {
     if (frame->frame_type != AMQP_FRAME_METHOD || frame->payload.method.id != AMQP_BASIC_ACK_METHOD) return 0;
     amqp_basic_ack_t *ack = frame->payload.method.decoded;
     confirm(confirms, ack->delivery_tag, ack->multiple);
     return 1;
+}
+
+/// Corks the connection's socket while a batch of publishes is written, so that the batch leaves in full TCP
+/// segments instead of one small segment per publish (rabbitmq-c sends each message on its own, and the socket
+/// has TCP_NODELAY); uncorking sends the rest at once.
+static void cork(amqp_connection_state_t state, int on) {
+    setsockopt(amqp_get_sockfd(state), IPPROTO_TCP, TCP_CORK, &on, sizeof on);
 }
 
 static amqp_basic_properties_t persistent(void) {
@@ -239,6 +303,7 @@ static void *publisher(void *argument) {
     int sent = 0;
     while (sent < o->messages) {
         int count = o->messages - sent < o->publish_batch ? o->messages - sent : o->publish_batch;
+        cork(state, 1);
         for (int i = 0; i < count; i++) {
             int status = amqp_basic_publish(state, CHANNEL, amqp_empty_bytes, amqp_cstring_bytes(o->queue_a), 0, 0,
                 &properties, body_bytes);
@@ -247,6 +312,7 @@ static void *publisher(void *argument) {
                 goto done;
             }
         }
+        cork(state, 0);
         sent += count;
         // Keep at most the window unconfirmed: the next batch may go once the older ones are confirmed.
         int limit = sent == o->messages ? 0 : o->publish_window - o->publish_batch;
@@ -267,80 +333,108 @@ done:
     return NULL;
 }
 
+/// Waits until one of the sockets is readable, up to 100 ms (a timeout is no error: the callers check the
+/// deadline and the stop flag on their next read).
+static void wait_readable(amqp_connection_state_t *states, int count) {
+    struct pollfd fds[2];
+    for (int i = 0; i < count; i++) fds[i] = (struct pollfd){amqp_get_sockfd(states[i]), POLLIN, 0};
+    poll(fds, (nfds_t)count, 100);
+}
+
+/// The forwarder on two connections in one poll loop, as a router with separate consumer and publisher
+/// connections: every delivery one read turn brought from A is republished to B at once (no waiting between
+/// publishes, the prefetch bounds what is unconfirmed), then B's confirms are read, and A is acked with one
+/// `multiple` up to the last delivery whose publish B confirmed.
 static void *forwarder(void *argument) {
     shared_t *shared = argument;
     const bc_options *o = shared->options;
     const char *role = "forwarder";
     char error[256];
-    amqp_connection_state_t state = open_connection(o, role, error, sizeof error);
-    if (!state) {
-        fail(shared, NULL, error);
-        atomic_fetch_add(&shared->ready, 1);
-        return NULL;
-    }
-    amqp_confirm_select(state, CHANNEL);
+    amqp_connection_state_t in = open_connection(o, role, error, sizeof error);
+    amqp_connection_state_t out = in ? open_connection(o, role, error, sizeof error) : NULL;
     confirms_t confirms = {calloc((size_t)o->messages + 2, 1), (uint64_t)o->messages, 0};
     uint64_t *delivery_of = calloc((size_t)o->messages + 2, sizeof(uint64_t));
-    int ok = check_reply(state, role, "confirm.select", error, sizeof error) == 0
-        && consume(state, o, o->queue_a, role, error, sizeof error) == 0;
+    amqp_bytes_t scratch = {0, NULL};
+    int ok = out != NULL;
+    if (ok) amqp_confirm_select(out, CHANNEL);
+    ok = ok && check_reply(out, role, "confirm.select", error, sizeof error) == 0
+        && consume(in, o, o->queue_a, role, error, sizeof error) == 0;
     if (!ok || !confirms.marks || !delivery_of) {
         fail(shared, ok ? role : NULL, ok ? "out of memory" : error);
         atomic_fetch_add(&shared->ready, 1);
         goto done;
     }
     amqp_basic_properties_t properties = persistent();
+    amqp_bytes_t queue_b = amqp_cstring_bytes(o->queue_b);
     if (ready_and_wait(shared) != 0) goto done;
 
     // Publish sequence number n forwards A's delivery `delivery_of[n]`; once B confirmed every publish up to n,
     // one `multiple` ack settles A up to that delivery.
     uint64_t published = 0, acked = 0;
     while (acked < (uint64_t)o->messages) {
+        int progress = 0;
         amqp_frame_t frame;
-        int got = next_frame(shared, state, role, &frame);
-        if (got < 0) goto done;
-        if (got > 0 && frame.frame_type == AMQP_FRAME_METHOD && frame.payload.method.id == AMQP_BASIC_DELIVER_METHOD) {
+        // Everything A's connection has now: read without waiting, publish each delivery to B at once.
+        cork(out, 1);
+        for (;;) {
+            int got = wait_frame(shared, in, role, &frame, 0);
+            if (got < 0) goto done;
+            if (got == 0) break;
+            progress = 1;
+            if (frame.frame_type != AMQP_FRAME_METHOD || frame.payload.method.id != AMQP_BASIC_DELIVER_METHOD) continue;
             uint64_t tag = ((amqp_basic_deliver_t *)frame.payload.method.decoded)->delivery_tag;
-            amqp_message_t message;
-            amqp_rpc_reply_t reply = amqp_read_message(state, CHANNEL, &message, 0);
-            if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
-                char buffer[200];
-                fail(shared, role, reply_text(reply, buffer, sizeof buffer));
-                goto done;
-            }
+            amqp_bytes_t body;
+            if (read_content(shared, in, role, &scratch, &body) != 0) goto done;
             if (published == (uint64_t)o->messages) {
-                amqp_destroy_message(&message);
                 fail(shared, role, "queue A held more messages than were published");
                 goto done;
             }
-            int status = amqp_basic_publish(state, CHANNEL, amqp_empty_bytes, amqp_cstring_bytes(o->queue_b), 0, 0,
-                &properties, message.body);
-            amqp_destroy_message(&message);
+            int status = amqp_basic_publish(out, CHANNEL, amqp_empty_bytes, queue_b, 0, 0, &properties, body);
             if (status != AMQP_STATUS_OK) {
                 fail(shared, role, amqp_error_string2(status));
                 goto done;
             }
             delivery_of[++published] = tag;
-        } else if (got > 0) {
-            take_confirm(&frame, &confirms);
+            if (!buffered(in)) break;
         }
-        // Ack once what is already read is handled, or every half window under a steady stream.
-        if (confirms.upto > acked && (!buffered(state) || confirms.upto - acked >= (uint64_t)o->prefetch / 2)) {
-            int status = amqp_basic_ack(state, CHANNEL, delivery_of[confirms.upto], 1);
+        cork(out, 0);
+        amqp_maybe_release_buffers(in);
+        // B's confirms that have arrived.
+        for (;;) {
+            int got = wait_frame(shared, out, role, &frame, 0);
+            if (got < 0) goto done;
+            if (got == 0) break;
+            progress = 1;
+            take_confirm(&frame, &confirms);
+            if (!buffered(out)) break;
+        }
+        amqp_maybe_release_buffers(out);
+        // Every ack is work for the broker: ack a quarter window at a time, or all that is confirmed once nothing
+        // forwarded is waiting for B (A sends no more until acked).
+        if (confirms.upto > acked
+            && (confirms.upto - acked >= (uint64_t)(o->prefetch + 3) / 4 || confirms.upto == published)) {
+            int status = amqp_basic_ack(in, CHANNEL, delivery_of[confirms.upto], 1);
             if (status != AMQP_STATUS_OK) {
                 fail(shared, role, amqp_error_string2(status));
                 goto done;
             }
             acked = confirms.upto;
         }
-        amqp_maybe_release_buffers(state);
+        if (!progress) {
+            amqp_connection_state_t both[2] = {in, out};
+            wait_readable(both, 2);
+        }
     }
 done:
     free(confirms.marks);
     free(delivery_of);
-    close_connection(state);
+    free(scratch.bytes);
+    if (out) close_connection(out);
+    if (in) close_connection(in);
     return NULL;
 }
 
+/// The drain of B: takes each delivery without copying its body, and acks with `multiple` every half prefetch.
 static void *drain(void *argument) {
     shared_t *shared = argument;
     const bc_options *o = shared->options;
@@ -352,6 +446,7 @@ static void *drain(void *argument) {
         atomic_fetch_add(&shared->ready, 1);
         return NULL;
     }
+    amqp_bytes_t scratch = {0, NULL};
     if (consume(state, o, o->queue_b, role, error, sizeof error) != 0) {
         fail(shared, NULL, error);
         atomic_fetch_add(&shared->ready, 1);
@@ -367,18 +462,14 @@ static void *drain(void *argument) {
         if (got < 0) goto done;
         if (got > 0 && frame.frame_type == AMQP_FRAME_METHOD && frame.payload.method.id == AMQP_BASIC_DELIVER_METHOD) {
             last = ((amqp_basic_deliver_t *)frame.payload.method.decoded)->delivery_tag;
-            amqp_message_t message;
-            amqp_rpc_reply_t reply = amqp_read_message(state, CHANNEL, &message, 0);
-            if (reply.reply_type != AMQP_RESPONSE_NORMAL) {
-                char buffer[200];
-                fail(shared, role, reply_text(reply, buffer, sizeof buffer));
-                goto done;
-            }
-            amqp_destroy_message(&message);
+            amqp_bytes_t body;
+            if (read_content(shared, state, role, &scratch, &body) != 0) goto done;
             drained++;
             atomic_store(&shared->drained, drained);
         }
-        if (drained > acked && (!buffered(state) || drained - acked >= o->prefetch / 2 || drained == o->messages)) {
+        // Every ack is work for the broker: ack half the prefetch at a time, the last message, or what is held when
+        // nothing came for 100 ms.
+        if (drained > acked && (got == 0 || drained - acked >= (o->prefetch + 1) / 2 || drained == o->messages)) {
             int status = amqp_basic_ack(state, CHANNEL, last, 1);
             if (status != AMQP_STATUS_OK) {
                 fail(shared, role, amqp_error_string2(status));
@@ -386,10 +477,11 @@ static void *drain(void *argument) {
             }
             acked = drained;
         }
-        amqp_maybe_release_buffers(state);
+        if (!buffered(state)) amqp_maybe_release_buffers(state);
     }
     shared->drained_ns = now_ns();
 done:
+    free(scratch.bytes);
     close_connection(state);
     return NULL;
 }

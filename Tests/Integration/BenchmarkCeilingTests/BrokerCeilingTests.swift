@@ -28,6 +28,18 @@ struct BrokerCeilingTests {
         #expect(try await ceilingQueues(broker).isEmpty)
     }
 
+    /// Bodies larger than a frame (131,072 bytes) arrive in several body frames: the forwarder and the drain,
+    /// which read frames without copying, must gather them and forward them whole.
+    @Test func rabbitMQCForwardsBodiesSpanningSeveralFrames() async throws {
+        let broker = try await TestBroker.shared()
+        var large = settings(broker.url, messages: 30)
+        large.bodyBytes = 300_000
+        large.batchSize = 7
+        let result = try await BrokerCeiling.runRabbitMQC(large)
+        #expect(result.messages == 30)
+        #expect(try await ceilingQueues(broker).isEmpty)
+    }
+
     @Test func theMessagingModuleInTheSameShapeMovesEveryMessage() async throws {
         let broker = try await TestBroker.shared()
         let result = try await BrokerCeiling.runMessaging(settings(broker.url, messages: 1_050)) { _ in }
