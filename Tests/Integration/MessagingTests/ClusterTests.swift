@@ -54,27 +54,38 @@ struct ClusterTests {
                     }
                 }
                 group.addTask {
-                    // One message at a time, at a steady pace, each retried until the broker confirms it.
-                    for index in 0..<total {
-                        let message = OutboundMessage(queue: queue, body: Array("\(index)".utf8))
-                        while true {
-                            do {
-                                try await publisher.publish([message])
-                                break
-                            } catch let error as MessagingError where error.code != .closed {
-                                try await Task.sleep(for: .milliseconds(20))
+                    // One message at a time, at a steady pace, each retried until the broker confirms it. An error
+                    // that is not retried is recorded, so that the waits below fail with it instead of timing out.
+                    do {
+                        for index in 0..<total {
+                            let message = OutboundMessage(queue: queue, body: Array("\(index)".utf8))
+                            while true {
+                                progress.attempts.withLock { $0 += 1 }
+                                do {
+                                    try await publisher.publish([message])
+                                    break
+                                } catch let error as MessagingError where error.code != .closed {
+                                    progress.lastRetried.withLock { $0 = "publish \(index): \(error)" }
+                                    verbose.info("publish \(index) failed, retrying: \(error)")
+                                    try await Task.sleep(for: .milliseconds(20))
+                                }
                             }
+                            progress.confirmed.withLock { $0 = index + 1 }
+                            try await Task.sleep(for: .milliseconds(10))
                         }
-                        progress.confirmed.withLock { $0 = index + 1 }
-                        try await Task.sleep(for: .milliseconds(10))
+                    } catch {
+                        progress.publishingEnded.withLock { $0 = "\(type(of: error)): \(error)" }
+                        throw error
                     }
                 }
 
                 try await eventually(timeout: .seconds(60), "a first message confirmed") {
-                    progress.confirmed.withLock { $0 } >= 1
+                    try progress.checkPublishing()
+                    return progress.confirmed.withLock { $0 } >= 1
                 }
                 try await withServices(consumer) {
                     try await eventually(timeout: .seconds(60), "both connections on node 1, messages flowing") {
+                        try progress.checkPublishing()
                         let publishing = try await cluster.connectionCount(named: "pub-\(queue)", onNode: 1)
                         let consuming = try await cluster.connectionCount(named: "con-\(queue)", onNode: 1)
                         return publishing == 1 && consuming == 1 && progress.received.withLock { $0.count } >= 50
@@ -88,6 +99,7 @@ struct ClusterTests {
                         try await eventually(
                             timeout: failoverBound, "messages confirmed and delivered without node 1"
                         ) {
+                            try progress.checkPublishing()
                             let delivered = progress.received.withLock { $0.count }
                             return progress.confirmed.withLock { $0 } >= atStop + 50 && delivered >= atStop + 40
                         }
@@ -105,15 +117,22 @@ struct ClusterTests {
                         let delivered = progress.received.withLock { $0.count }
                         let queues = (try? await cluster.ctl(
                             node: 2, ["-q", "list_queues", "name", "messages", "consumers", "leader", "online"])) ?? ""
+                        let attempts = progress.attempts.withLock { $0 }
+                        let retried = progress.lastRetried.withLock { $0 } ?? "none"
                         verbose.error(
-                            "failover stalled: \(confirmed) confirmed, \(delivered) delivered; queues on node 2:\n\(queues)")
+                            """
+                            failover stalled: \(confirmed) confirmed, \(delivered) delivered, \(attempts) publish calls, \
+                            last retried error: \(retried), publisher connected: \(publisher.isConnected); \
+                            queues on node 2:\n\(queues)
+                            """)
                         // Later tests share the cluster: bring node 1 back before failing.
                         try? await cluster.startNode(1)
                         throw error
                     }
                     try await cluster.startNode(1)
                     try await eventually(timeout: .seconds(120), "every message delivered, node 1 back") {
-                        progress.confirmed.withLock { $0 } == total && progress.received.withLock { $0.count } == total
+                        try progress.checkPublishing()
+                        return progress.confirmed.withLock { $0 } == total && progress.received.withLock { $0.count } == total
                     }
                     // Ends the reading task (a cancelled `for await` over the stream returns).
                     group.cancelAll()
@@ -204,6 +223,17 @@ private final class Progress: Sendable {
     let received = Mutex<Set<Int>>([])
     /// How many messages, from index 0, the broker has confirmed.
     let confirmed = Mutex<Int>(0)
+    /// Publish calls made, retries included: whether a stalled test was still calling.
+    let attempts = Mutex<Int>(0)
+    /// The last error a publish call was retried after.
+    let lastRetried = Mutex<String?>(nil)
+    /// The error that ended the publishing task before it published everything (one it does not retry).
+    let publishingEnded = Mutex<String?>(nil)
+
+    /// Throws if the publishing task ended with an error, so that a wait fails with it rather than timing out.
+    func checkPublishing() throws {
+        if let ended = publishingEnded.withLock({ $0 }) { throw TestFailure("publishing ended: \(ended)") }
+    }
 }
 
 private let logger: Logger = {

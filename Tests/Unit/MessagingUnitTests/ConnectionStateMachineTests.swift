@@ -475,6 +475,36 @@ struct ClusterStateMachineTests {
         #expect(machine.connected(consumerTag: nil).summary == ["reportConnected(3, reconnect)"])
     }
 
+    /// The failover seen on a cluster: node 1 stops (320), and node 2 closes the new connection at once (541: its
+    /// quorum queue elects a leader). Each publish in flight fails with `.connectionLost`, so its caller retries,
+    /// and the retry goes out on node 3's connection.
+    @Test func aConnectionTheBrokerClosesRightAfterConnectingFailsItsPublishAndTheRetryGoesOut() {
+        let forced = BrokerClose(isConnection: true, replyCode: 320, replyText: "CONNECTION_FORCED - shutdown")
+        let electing = BrokerClose(isConnection: true, replyCode: 541, replyText: "INTERNAL_ERROR")
+        var machine = clusterPublisher(nodes: 3)
+        _ = machine.start()
+        _ = machine.connected(consumerTag: nil)
+        #expect(machine.commandReceived(publish(1, "a1")).summary == ["sendPublish(a1)"])
+        #expect(machine.publishSent().summary == [])
+        #expect(
+            machine.frameRead(.close(forced)).summary.filter { !$0.hasPrefix("log") } == [
+                "replyCloseOk(connection)", "abandonConnection(brokerClosed, reconnecting)",
+                "failPublish(1, connectionLost)", "connect(node 2: declare q, selectConfirms)",
+            ])
+        #expect(machine.connected(consumerTag: nil).summary == ["reportConnected(2, reconnect, node 2)"])
+        #expect(machine.commandReceived(publish(2, "a1")).summary == ["sendPublish(a1)"])
+        #expect(machine.publishSent().summary == [])
+        #expect(
+            machine.frameRead(.close(electing)).summary.filter { !$0.hasPrefix("log") } == [
+                "replyCloseOk(connection)", "abandonConnection(brokerClosed, reconnecting)",
+                "failPublish(2, connectionLost)", "connect(node 3: declare q, selectConfirms)",
+            ])
+        #expect(machine.connected(consumerTag: nil).summary == ["reportConnected(3, reconnect, node 3)"])
+        #expect(machine.commandReceived(publish(3, "a1")).summary == ["sendPublish(a1)"])
+        #expect(machine.publishSent().summary == [])
+        #expect(machine.frameRead(.ack(deliveryTag: 1, multiple: false)).summary == ["completePublish(3)"])
+    }
+
     @Test func aBrokerCloseOnANodeAlsoMovesOn() {
         var machine = clusterPublisher(nodes: 2)
         _ = machine.start()
