@@ -114,8 +114,9 @@ public enum UserStoreConformance {
         _ = try await createdUser(store, "Ann again", "ann@example.com")
     }
 
+    /// With the fingerprints the API builds (`IdempotencyKey(key:name:email:)`), so the backend stores those.
     static func idempotencyKeys(_ store: any UserStore, _ outbox: any Outbox) async throws {
-        let key = IdempotencyKey(key: "k-1", fingerprint: "f-1")
+        let key = IdempotencyKey(key: "k-1", name: "Ann", email: "ann@example.com")
         let first = try await store.create(name: "Ann", email: "ann@example.com", traceparent: "t", idempotency: key)
         guard case .created(let user) = first else { throw ConformanceFailure("expected a new user, got \(first)") }
         _ = try await store.update(id: user.id, patch: UserPatch(name: "Anna"), condition: .any, traceparent: "t")
@@ -124,13 +125,13 @@ public enum UserStoreConformance {
         let refused7 = await refusal {
                 try await store.create(
                     name: "Bob", email: "bob@example.com", traceparent: "t",
-                    idempotency: IdempotencyKey(key: "k-1", fingerprint: "f-2"))
+                    idempotency: IdempotencyKey(key: "k-1", name: "Bob", email: "bob@example.com"))
             }
         #expect(refused7 == .idempotencyKeyReused)
         #expect(try await pendingEvents(outbox).count == 2)
 
         // Racing retries of one new key: one creates, the others replay it.
-        let racing = IdempotencyKey(key: "k-2", fingerprint: "f")
+        let racing = IdempotencyKey(key: "k-2", name: "Cy", email: "cy@example.com")
         let outcomes = try await withThrowingTaskGroup(of: CreateOutcome.self) { group in
             for _ in 0..<6 {
                 group.addTask {
