@@ -107,8 +107,11 @@ final class PostgresSnapshotStore: SnapshotStore {
         return try await rows.collect().count > 0
     }
 
+    /// No stored id holds a NUL (PostgreSQL text cannot, and such events are rejected): an id with one, as a client
+    /// can put in a path, is nobody's, answered without asking the server (which would fail with 22021).
     func snapshot(userID: String) async throws -> Snapshot? {
-        try await classifyingFailures {
+        guard !userID.unicodeScalars.contains("\u{0}") else { return nil }
+        return try await classifyingFailures {
             try await database.read { connection in
                 try await Self.snapshots(
                     connection.query(
@@ -119,8 +122,11 @@ final class PostgresSnapshotStore: SnapshotStore {
         }
     }
 
+    /// A cursor with a NUL (which PostgreSQL text cannot hold) is cut before it: no stored id holds one, so the ids
+    /// after `p + "\0" + rest` in bytewise order are exactly those after `p`.
     func snapshots(after: String, limit: Int) async throws -> (snapshots: [Snapshot], next: String?) {
-        try await classifyingFailures {
+        let after = String(String.UnicodeScalarView(after.unicodeScalars.prefix { $0 != "\u{0}" }))
+        return try await classifyingFailures {
             try await database.read { connection in
                 let rows = try await Self.snapshots(
                     connection.query(

@@ -215,6 +215,12 @@ public enum SnapshotStoreConformance {
             }
         }
         #expect(await store.isHealthy())
+        // Reads with a NUL, as a client can send in a path or a cursor, answer like any other text.
+        _ = try await store.apply(event(.created, "a", version: 1, name: "A"))
+        _ = try await store.apply(event(.created, "b", version: 1, name: "B"))
+        #expect(try await store.snapshot(userID: "a\(nul)") == nil)
+        let after = try await store.snapshots(after: "a\(nul)x", limit: 10).snapshots.map(\.userID)
+        #expect(after.contains("b") && !after.contains("a"))
         #expect(try await store.apply(event(.created, "fine", version: 1, name: "Fine")))
         #expect(try await store.apply([event(.updated, "fine", version: 2, name: "Finer")]) == [true])
     }
