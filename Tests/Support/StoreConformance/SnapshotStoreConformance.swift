@@ -1,7 +1,10 @@
 import Common
 import Foundation
+import Logging
 import Testing
 
+@testable import Delivery
+@testable import Messaging
 @testable import OrderService
 
 /// What every `SnapshotStore` backend must do, written once and run against SQLite and PostgreSQL.
@@ -18,6 +21,7 @@ public enum SnapshotStoreConformance {
         case unversionedRuleHoldsInABatch
         case snapshotsWrittenBeforeTheVersionedColumnStayVersioned
         case textTheDatabaseCannotHoldIsTheEventsFault
+        case aMessageTheDatabaseCannotHoldIsDeadLetteredNotHeld
 
         public var description: String { rawValue }
     }
@@ -42,6 +46,7 @@ public enum SnapshotStoreConformance {
                 try await versionedOverUnversioned(store)
             case .unversionedRuleHoldsInABatch: try await unversionedInABatch(store)
             case .textTheDatabaseCannotHoldIsTheEventsFault: try await textTheDatabaseCannotHold(store)
+            case .aMessageTheDatabaseCannotHoldIsDeadLetteredNotHeld: try await messageTheDatabaseCannotHold(store)
             case .snapshotsWrittenBeforeTheVersionedColumnStayVersioned: break
             }
         }
@@ -223,6 +228,49 @@ public enum SnapshotStoreConformance {
         #expect(after.contains("b") && !after.contains("a"))
         #expect(try await store.apply(event(.created, "fine", version: 1, name: "Fine")))
         #expect(try await store.apply([event(.updated, "fine", version: 2, name: "Finer")]) == [true])
+    }
+
+    /// The same through the order service's delivery handler and the delivery policy (what the loop does with each
+    /// attempt): a message with a NUL in its event is, on every backend, applied or retried and then dead-lettered
+    /// with the database's reason; never held as if the database were down, alone or in a batch.
+    static func messageTheDatabaseCannotHold(_ store: any SnapshotStore) async throws {
+        var logger = Logger(label: "StoreConformance.applier")
+        logger.logLevel = .critical
+        let applier = SnapshotApplier(store: store, logger: logger)
+        let policy = DeliveryPolicy(maxAttempts: 3)
+        func delivery(_ event: UserEvent) -> Delivery {
+            Delivery(
+                body: event.encodedBody(), properties: MessageProperties(), redelivered: false, queue: "queue_order",
+                deliveryTag: 1, generation: 1)
+        }
+        let bad = delivery(event(.created, "p", version: 1, name: "A\u{0}B"))
+        var last: DeliveryPolicy.Decision?
+        for attempt in 1...policy.maxAttempts {
+            let outcome: Result<Void, any Error>
+            do {
+                try await applier.handle(bad)
+                outcome = .success(())
+            } catch {
+                outcome = .failure(error)
+            }
+            let decision = policy.decide(after: outcome, attempt: attempt)
+            if case .hold(let fault) = decision { Issue.record("held as an outage: \(fault)") }
+            last = decision
+            if case .retry = decision { continue }
+            break
+        }
+        switch last {
+        case .ack: break  // a backend that can store a NUL applied it
+        case .deadLetter(let deadLetter, _): #expect(deadLetter.reason.contains("22021") || deadLetter.reason.contains("0x00"))
+        default: Issue.record("ended with \(String(describing: last))")
+        }
+        do {
+            try await applier.handle(batch: [delivery(event(.created, "q", version: 1, name: "Q")), bad])
+        } catch {
+            if case .hold = policy.decide(after: .failure(error), attempt: 1) { Issue.record("batch held: \(error)") }
+        }
+        try await applier.handle(delivery(event(.created, "r", version: 1, name: "R")))
+        #expect(try await store.snapshot(userID: "r")?.name == "R")
     }
 
     /// An event as the original system publishes it: no version, no event id (the body hash stands in).
