@@ -13,8 +13,9 @@ import PostgresStorage
 /// conflicting row and re-checks the condition against its committed state, so competing instances applying events of
 /// one user in any order end with the newest.
 ///
-/// A data exception (SQLSTATE class 22, e.g. a NUL in a name: PostgreSQL text cannot hold it) or an integrity
-/// violation (class 23) caused by an event's content is `SnapshotStoreError.rejected` (the event's fault: it is
+/// A data exception (SQLSTATE class 22, e.g. a NUL in a name: PostgreSQL text cannot hold it), an integrity
+/// violation (class 23) or a value over a server limit (54000) caused by an event's content is
+/// `SnapshotStoreError.rejected` (the event's fault: it is
 /// dead-lettered with the reason, never held as a database outage); every other failure is `.unavailable`.
 final class PostgresSnapshotStore: SnapshotStore {
     /// The schema of the orders database, oldest first.
