@@ -35,6 +35,14 @@ public struct PostgresDatabaseError: Error, CustomStringConvertible, Sendable {
     /// A unique constraint refused the change (23505).
     public var isUniqueViolation: Bool { sqlState == "23505" }
 
+    /// The server refused a value the statement carried, so the same statement with the same values would always
+    /// fail: a data exception (class 22: NUL or invalid text, a number out of range, ...), an integrity constraint
+    /// (class 23), or a value beyond a limit of the server (54000, e.g. an index row too big).
+    public var isCausedByData: Bool {
+        guard let sqlState else { return false }
+        return sqlState.hasPrefix("22") || sqlState.hasPrefix("23") || sqlState == "54000"
+    }
+
     /// The transaction lost a race the server resolved by aborting it (deadlock 40P01, serialization 40001):
     /// running it again is safe.
     public var isRetryable: Bool { sqlState == "40P01" || sqlState == "40001" }

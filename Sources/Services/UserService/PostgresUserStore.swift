@@ -197,7 +197,7 @@ final class PostgresUserStore: UserStore {
         for try await (fingerprint, userID, name, email, version, createdAt) in rows.decode(
             (String, String, String, String, Int64, String).self)
         {
-            guard fingerprint == idempotency.fingerprint else { throw UserStoreError.idempotencyKeyReused }
+            guard idempotency.matches(storedFingerprint: fingerprint) else { throw UserStoreError.idempotencyKeyReused }
             return User(
                 id: userID, name: name, email: email, version: version, createdAt: createdAt, updatedAt: createdAt)
         }

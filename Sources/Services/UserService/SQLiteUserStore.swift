@@ -185,7 +185,7 @@ final class SQLiteUserStore: UserStore {
                 "SELECT fingerprint, user_id, name, email, version, created_at FROM idempotency_keys WHERE key = ?",
                 idempotency.key)
         else { return nil }
-        guard row.string("fingerprint") == idempotency.fingerprint else { throw UserStoreError.idempotencyKeyReused }
+        guard idempotency.matches(storedFingerprint: row.string("fingerprint") ?? "") else { throw UserStoreError.idempotencyKeyReused }
         let createdAt = row.string("created_at") ?? ""
         return User(
             id: row.string("user_id") ?? "", name: row.string("name") ?? "", email: row.string("email") ?? "",

@@ -48,7 +48,7 @@ struct UserAPI: Sendable {
         if let header = request.headers.first(name: "Idempotency-Key") {
             let key = try UserValidation.idempotencyKey(header)
             // The same request means the same fields as sent, whatever the JSON's layout.
-            idempotency = IdempotencyKey(key: key, fingerprint: "\(input.name)\u{0}\(input.email)")
+            idempotency = IdempotencyKey(key: key, name: input.name, email: input.email)
         }
         let outcome = try await storeCall {
             try await store.create(name: name, email: email, traceparent: traceparent, idempotency: idempotency)

@@ -54,9 +54,29 @@ enum UserStoreError: Error, Equatable {
 }
 
 /// A client's `Idempotency-Key` and what it was sent with: two requests are the same when their fingerprints are.
+///
+/// The fingerprint is built here only, and every backend stores it as it is: the name and the email as sent, joined
+/// by U+001F (unit separator). Neither field can contain a control character (`UserValidation`; surrounding
+/// whitespace, kept as sent, is never U+001F), so the join is unambiguous, and it holds no NUL, which PostgreSQL text
+/// cannot store (SQLSTATE 22021).
 struct IdempotencyKey: Sendable, Equatable {
-    var key: String
-    var fingerprint: String
+    /// The header's value.
+    let key: String
+    /// What a backend stores and compares: see the type's description.
+    let fingerprint: String
+
+    /// The key sent with a create of `name` and `email`, both as the request carried them.
+    init(key: String, name: String, email: String) {
+        self.key = key
+        fingerprint = "\(name)\u{1F}\(email)"
+    }
+
+    /// Whether a stored fingerprint is this request's. Also accepts the form SQLite stored before (joined by NUL,
+    /// until keys written then expire), so a retry of such a request still replays.
+    func matches(storedFingerprint stored: String) -> Bool {
+        stored == fingerprint
+            || stored.unicodeScalars.elementsEqual(fingerprint.unicodeScalars.map { $0 == "\u{1F}" ? "\u{0}" : $0 })
+    }
 }
 
 /// The outcome of a create.

@@ -66,9 +66,13 @@ enum UserValidation {
         return key
     }
 
-    /// A user id from a path: at most 64 bytes (no id is longer, and the value is echoed in errors).
+    /// A user id from a path: at most 64 bytes (no id is longer, and the value is echoed in errors), no control
+    /// characters (no id has one, and PostgreSQL text cannot hold a NUL: a lookup would fail as a database error).
     static func id(_ id: String) throws(HTTPError) -> String {
         try bounded(id, "id", maxBytes: idMaxBytes)
+        guard !id.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw invalid("id", "must not contain control characters")
+        }
         return id
     }
 

@@ -61,7 +61,7 @@ struct TwoInstancesTests {
 
     @Test func ifMatchAndIdempotencyKeysHoldAcrossInstances() async throws {
         try await withTwoUserStores { (first, second) async throws in
-            let key = IdempotencyKey(key: "key", fingerprint: "f")
+            let key = IdempotencyKey(key: "key", name: "Ann", email: "ann@example.com")
             let outcomes = try await withThrowingTaskGroup(of: CreateOutcome.self) { group in
                 for store in [first, second, first, second] {
                     group.addTask { try await store.create(name: "Ann", email: "ann@example.com", traceparent: "t", idempotency: key) }

@@ -1,8 +1,10 @@
 import DatabaseTestSupport
 import Foundation
 import Logging
+import PostgresNIO
 public import PostgresStorage
 import ServiceLifecycle
+import Storage
 import TestSupport
 
 @testable import OrderService
@@ -54,6 +56,38 @@ func withSnapshotStore(_ backend: StoreBackend, _ body: (_ store: any SnapshotSt
         try await body(try SQLiteSnapshotStore(path: "\(directory)/orders.sqlite", logger: quietLogger))
     case .postgres:
         let url = try await TestPostgres.shared().freshDatabase("orders")
+        try await withPostgresDatabase(url, name: "orders", migrations: PostgresSnapshotStore.migrations) { database in
+            try await body(PostgresSnapshotStore(database: database, logger: quietLogger))
+        }
+    }
+}
+
+/// `body` with a snapshot store on a fresh database of `backend` that was first made with the first migration of its
+/// schema only, with `sql` run on it then (as the previous version left it), and migrated by opening the store.
+func withSnapshotStoreMigratedFromTheFirstSchema(
+    _ backend: StoreBackend, insertingBefore sql: String, _ body: (_ store: any SnapshotStore) async throws -> Void
+) async throws {
+    switch backend {
+    case .sqlite:
+        let directory = try temporaryDirectory("StoreConformance")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = "\(directory)/orders.sqlite"
+        do {
+            let old = try SQLiteConnection(path: path)
+            defer { old.close() }
+            try old.migrate(Array(SQLiteSnapshotStore.migrations.prefix(1)))
+            try old.execute(sql)
+        }
+        try await body(try SQLiteSnapshotStore(path: path, logger: quietLogger))
+    case .postgres:
+        let url = try await TestPostgres.shared().freshDatabase("orders")
+        try await withPostgresDatabase(
+            url, name: "orders", migrations: Array(PostgresSnapshotStore.migrations.prefix(1))
+        ) { database in
+            try await database.transaction { connection in
+                _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: quietLogger)
+            }
+        }
         try await withPostgresDatabase(url, name: "orders", migrations: PostgresSnapshotStore.migrations) { database in
             try await body(PostgresSnapshotStore(database: database, logger: quietLogger))
         }

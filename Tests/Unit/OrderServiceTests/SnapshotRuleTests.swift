@@ -1,82 +1,16 @@
 import Common
 import Foundation
 import Logging
+import PostgresStorage
 import Testing
 import TestSupport
 
 @testable import OrderService
 @testable import Storage
 
-/// The store's rule for events in the original system's shape (no `version`), and whose fault a database failure
-/// is; real SQLite files, no broker.
+/// Whose fault a database failure is, for each backend; real SQLite files, no broker. (The rule for events in the
+/// original system's shape is in the store conformance suite, run on both backends.)
 struct SnapshotRuleTests {
-    @Test func unversionedEventsApplyInArrivalOrder() async throws {
-        try await withStore { store, _ in
-            #expect(try await store.apply(original(.created, "u1", name: "Ann")))
-            #expect(try await store.apply(original(.updated, "u1", name: "Ann B")))
-            #expect(try await store.apply(original(.updated, "u1", name: "Ann C")))
-            let snapshot = try #require(try await store.snapshot(userID: "u1"))
-            #expect(snapshot.name == "Ann C" && snapshot.email == "Ann C@example.com" && !snapshot.isVersioned)
-            #expect(snapshot.version == 3, "counted here, so the read API's ETag changes")
-            #expect(try await !store.apply(original(.updated, "u1", name: "Ann C")), "a repeat of the last one")
-
-            #expect(try await store.apply(original(.deleted, "u1")))
-            let tombstone = try #require(try await store.snapshot(userID: "u1"))
-            #expect(tombstone.deleted && tombstone.name == nil)
-            #expect(try await !store.apply(original(.updated, "u1", name: "Back")), "a tombstone is final")
-            #expect(try await !store.apply(original(.created, "u1", name: "Back")), "a tombstone is final")
-            #expect(try await store.snapshot(userID: "u1")?.deleted == true)
-        }
-    }
-
-    @Test func anUnversionedEventNeverAppliesOverAVersionedSnapshot() async throws {
-        try await withStore { store, _ in
-            _ = try await store.apply(versioned(.created, "u1", version: 2, name: "Real"))
-            #expect(try await !store.apply(original(.updated, "u1", name: "Old system")))
-            #expect(try await !store.apply(original(.deleted, "u1")))
-            let snapshot = try #require(try await store.snapshot(userID: "u1"))
-            #expect(snapshot.name == "Real" && snapshot.version == 2 && snapshot.isVersioned && !snapshot.deleted)
-        }
-    }
-
-    @Test func aVersionedEventAppliesOverAnUnversionedSnapshotButDoesNotResurrect() async throws {
-        try await withStore { store, _ in
-            _ = try await store.apply(original(.created, "u1", name: "Old"))
-            _ = try await store.apply(original(.updated, "u1", name: "Older"))
-            // Version 1 is not above the 2 counted here, yet it applies: the two kinds of numbers do not compare.
-            #expect(try await store.apply(versioned(.updated, "u1", version: 1, name: "New")))
-            let snapshot = try #require(try await store.snapshot(userID: "u1"))
-            #expect(snapshot.name == "New" && snapshot.version == 1 && snapshot.isVersioned)
-            // From then on the versioned rule holds exactly.
-            #expect(try await !store.apply(versioned(.updated, "u1", version: 1, name: "Dup")))
-            #expect(try await store.apply(versioned(.updated, "u1", version: 2, name: "Newer")))
-
-            _ = try await store.apply(original(.created, "u2", name: "Gone"))
-            _ = try await store.apply(original(.deleted, "u2"))
-            #expect(try await !store.apply(versioned(.updated, "u2", version: 5, name: "Back")))
-            #expect(try await store.apply(versioned(.deleted, "u2", version: 5)), "a delete over a tombstone is fine")
-            #expect(try await store.snapshot(userID: "u2")?.deleted == true)
-        }
-    }
-
-    /// A file made before the `versioned` column keeps comparing versions.
-    @Test func snapshotsWrittenBeforeTheMigrationStayVersioned() async throws {
-        let directory = try temporaryDirectory("SnapshotRuleTests")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let path = "\(directory)/orders.sqlite"
-        let old = try SQLiteConnection(path: path)
-        try old.migrate(Array(SQLiteSnapshotStore.migrations.prefix(1)))
-        try old.execute(
-            """
-            INSERT INTO user_snapshots(user_id, name, email, version, deleted, updated_at, event_id)
-            VALUES ('u1', 'Kept', 'k@example.com', 1, 0, '2026-01-01T00:00:00.000Z', 'e1')
-            """)
-        old.close()
-        let store = try SQLiteSnapshotStore(path: path, logger: quiet)
-        #expect(try await !store.apply(original(.updated, "u1", name: "Unversioned")))
-        #expect(try await store.snapshot(userID: "u1")?.name == "Kept")
-    }
-
     // MARK: Whose fault a failure is
 
     /// SQLite result codes (primary and extended): full, read-only, I/O, busy, locked, can't open, corrupt, not a
@@ -88,6 +22,21 @@ struct SnapshotRuleTests {
     ] as [(Int32, Bool)])
     func faultsOfTheDatabaseAreUnavailableAndTheRestRejected(resultCode: Int32, isDatabaseFault: Bool) {
         let failure = DatabaseError(resultCode: resultCode, message: "m")
+        let error = SnapshotStoreError(failure)
+        #expect(error == (isDatabaseFault ? .unavailable(reason: "\(failure)") : .rejected(reason: "\(failure)")))
+    }
+
+    /// PostgreSQL SQLSTATEs: a data exception (class 22, e.g. 22021 a NUL in text, 22001 too long, 22P02 invalid
+    /// text), an integrity violation (class 23) and a value beyond a server limit (54000) are the event's; a
+    /// connection failure, a shutdown, a full disk, a lost race, a missing table or no SQLSTATE at all are the
+    /// database's.
+    @Test(arguments: [
+        ("22021", false), ("22001", false), ("22P02", false), ("22003", false), ("23505", false), ("23502", false),
+        ("54000", false), ("08006", true), ("57P01", true), ("53100", true), ("40001", true), ("42P01", true),
+        (nil, true),
+    ] as [(String?, Bool)])
+    func postgresFaultsOfTheDatabaseAreUnavailableAndTheRestRejected(sqlState: String?, isDatabaseFault: Bool) {
+        let failure = PostgresDatabaseError(sqlState: sqlState, message: "m")
         let error = SnapshotStoreError(failure)
         #expect(error == (isDatabaseFault ? .unavailable(reason: "\(failure)") : .rejected(reason: "\(failure)")))
     }
@@ -124,20 +73,6 @@ private func withStore(_ body: (SQLiteSnapshotStore, String) async throws -> Voi
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let path = "\(directory)/orders.sqlite"
     try await body(try SQLiteSnapshotStore(path: path, logger: quiet), path)
-}
-
-/// An event as the original system publishes it: no version, no event id (the body hash stands in).
-private func original(_ kind: UserEvent.Kind, _ userID: String, name: String? = nil) throws -> UserEvent {
-    var fields = ["event": kind.rawValue, "user_id": userID]
-    if kind != .deleted {
-        fields["name"] = name ?? ""
-        fields["email"] = "\(name ?? "")@example.com"
-    }
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = .sortedKeys
-    let event = try UserEvent.decode(body: Array(try encoder.encode(fields)))
-    #expect(!event.isVersioned)
-    return event
 }
 
 private func versioned(_ kind: UserEvent.Kind, _ userID: String, version: Int64, name: String? = nil) -> UserEvent {

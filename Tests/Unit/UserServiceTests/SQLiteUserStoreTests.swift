@@ -55,7 +55,7 @@ struct SQLiteUserStoreTests {
 
     @Test func anIdempotencyKeyReplaysTheUserItCreated() async throws {
         try await withUserStore { store, _ in
-            let key = IdempotencyKey(key: "k1", fingerprint: "Carol\u{0}carol@example.com")
+            let key = IdempotencyKey(key: "k1", name: "Carol", email: "carol@example.com")
             let first = try await store.create(
                 name: "Carol", email: "carol@example.com", traceparent: "t", idempotency: key)
             guard case .created(let carol) = first else { throw UserStoreError.notFound }
@@ -74,7 +74,7 @@ struct SQLiteUserStoreTests {
             let reused = await refusal {
                 try await store.create(
                     name: "Carol", email: "carol2@example.com", traceparent: "t",
-                    idempotency: IdempotencyKey(key: "k1", fingerprint: "Carol\u{0}carol2@example.com"))
+                    idempotency: IdempotencyKey(key: "k1", name: "Carol", email: "carol2@example.com"))
             }
             #expect(reused == .idempotencyKeyReused)
             #expect(try await store.users(after: 0, limit: 10).users.count == 1)
@@ -84,7 +84,7 @@ struct SQLiteUserStoreTests {
 
     @Test func anExpiredIdempotencyKeyIsForgotten() async throws {
         try await withUserStore { store, path in
-            let key = IdempotencyKey(key: "old", fingerprint: "Dave\u{0}dave@example.com")
+            let key = IdempotencyKey(key: "old", name: "Dave", email: "dave@example.com")
             _ = try await store.create(name: "Dave", email: "dave@example.com", traceparent: "t", idempotency: key)
             let expired = Timestamp.format(Date().addingTimeInterval(-UserStoreRules.idempotencyKeyLifetime - 60))
             try SQLiteConnection(path: path).run("UPDATE idempotency_keys SET created_at = ?", expired)
@@ -97,7 +97,7 @@ struct SQLiteUserStoreTests {
             // The next create with a key removes it for good.
             _ = try await store.create(
                 name: "Eve", email: "eve@example.com", traceparent: "t",
-                idempotency: IdempotencyKey(key: "new", fingerprint: "Eve\u{0}eve@example.com"))
+                idempotency: IdempotencyKey(key: "new", name: "Eve", email: "eve@example.com"))
             #expect(try scalar(path, "SELECT count(*) FROM idempotency_keys WHERE key = 'old'") == 0)
         }
     }
@@ -196,7 +196,7 @@ struct SQLiteUserStoreTests {
             let keyed = await refusal {
                 try await store.create(
                     name: "Gus", email: "gus@example.com", traceparent: "t",
-                    idempotency: IdempotencyKey(key: "k", fingerprint: "f"))
+                    idempotency: IdempotencyKey(key: "k", name: "Gus", email: "gus@example.com"))
             }
             #expect(keyed.map { "\($0)" }?.contains("no key") == true)
             #expect(try await store.users(after: 0, limit: 10).users == [fay])

@@ -55,7 +55,7 @@ struct UserDatabaseMigrationTests {
         #expect(try scalar(path, "PRAGMA user_version") == SQLiteUserStore.migrations.count)
         let replay = try await store.create(
             name: "Ivy", email: "ivy@example.com", traceparent: "t",
-            idempotency: IdempotencyKey(key: "ivy-key", fingerprint: "Ivy\u{0}ivy@example.com"))
+            idempotency: IdempotencyKey(key: "ivy-key", name: "Ivy", email: "ivy@example.com"))
         #expect(replay == .replayed(original))
         #expect(try await store.user(id: original.id)?.name == "Ivy Changed")
         let pending = try await store.outbox.pending(limit: 10)
