@@ -117,7 +117,11 @@ final class OutboxRelay: Service, Sendable {
                             "event": "\(entry.eventType)", "traceparent": "\(entry.traceparent ?? "")",
                         ])
                 }
-                if sawAll { return }
+                if sawAll {
+                    // Every row that read saw is now confirmed: nothing waits until the next commit wakes the relay.
+                    backlog.record(0)
+                    return
+                }
             } catch {
                 guard retrying else { return }
                 failures += 1

@@ -147,6 +147,18 @@ struct TargetTests {
         #expect(abs(try #require(idle.measured) - 20) < 1e-9)
     }
 
+    @Test func oneTickOfIdleCPUIsMet() throws {
+        var report = report(cpuWide: 0.25, cpuSingle: 0.41, switches: 8, p50: 0.6)
+        report.costs = report.costs?.map { cost in
+            guard cost.phase == "idle" else { return cost }
+            var idle = cost
+            idle.processes = [ProcessCost(name: "user-service", cpuSeconds: 0.01, contextSwitches: 3)]
+            return idle
+        }
+        let idle = try check(Targets.evaluate(report), "idle CPU")
+        #expect(idle.met == true, "one 10 ms tick, measured \(idle.measured.map { "\($0)" } ?? "nil") ms")
+    }
+
     @Test func whatTheRunDidNotMeasureIsNeitherMetNorMissed() throws {
         let checks = Targets.evaluate(report(cpuWide: 0.1, cpuSingle: 0.1, switches: 1, p50: 0.2))
         let ceiling = try check(checks, "end to end, best closed phase / broker ceiling")
