@@ -39,7 +39,6 @@ struct ClusterTests {
             configuration: try clusterConfiguration(cluster, "con-\(queue)"), queue: queue, prefetch: 50,
             logger: verbose)
         let progress = Progress()
-        let total = 600
 
         // The publisher first: a consumer that subscribes while the new quorum queue has no leader yet is refused
         // (541) and moves on to node 2, which would not test its failover.
@@ -54,10 +53,13 @@ struct ClusterTests {
                     }
                 }
                 group.addTask {
-                    // One message at a time, at a steady pace, each retried until the broker confirms it. An error
-                    // that is not retried is recorded, so that the waits below fail with it instead of timing out.
+                    // One message at a time, at a steady pace, each retried until the broker confirms it, until
+                    // the test says stop (a fixed count could all be sent before the node stops, on a slow machine).
+                    // An error that is not retried is recorded, so that the waits below fail with it instead of
+                    // timing out.
                     do {
-                        for index in 0..<total {
+                        var index = 0
+                        while !progress.stopPublishing.withLock({ $0 }) {
                             let message = OutboundMessage(queue: queue, body: Array("\(index)".utf8))
                             while true {
                                 progress.attempts.withLock { $0 += 1 }
@@ -71,8 +73,10 @@ struct ClusterTests {
                                 }
                             }
                             progress.confirmed.withLock { $0 = index + 1 }
+                            index += 1
                             try await Task.sleep(for: .milliseconds(10))
                         }
+                        progress.publishingFinished.withLock { $0 = true }
                     } catch {
                         progress.publishingEnded.withLock { $0 = "\(type(of: error)): \(error)" }
                         throw error
@@ -130,16 +134,18 @@ struct ClusterTests {
                         throw error
                     }
                     try await cluster.startNode(1)
+                    progress.stopPublishing.withLock { $0 = true }
                     try await eventually(timeout: .seconds(120), "every message delivered, node 1 back") {
                         try progress.checkPublishing()
-                        return progress.confirmed.withLock { $0 } == total && progress.received.withLock { $0.count } == total
+                        return progress.publishingFinished.withLock { $0 }
+                            && progress.received.withLock { $0.count } == progress.confirmed.withLock { $0 }
                     }
                     // Ends the reading task (a cancelled `for await` over the stream returns).
                     group.cancelAll()
                 }
             }
         }
-        #expect(progress.received.withLock { $0 } == Set(0..<total))
+        #expect(progress.received.withLock { $0 } == Set(0..<progress.confirmed.withLock { $0 }))
         #expect(try await cluster.queue(queue, onNode: 1)?.messages == 0)
     }
 }
@@ -227,6 +233,10 @@ private final class Progress: Sendable {
     let attempts = Mutex<Int>(0)
     /// The last error a publish call was retried after.
     let lastRetried = Mutex<String?>(nil)
+    /// Set by the test once the failover was seen and node 1 is back: the publishing task ends.
+    let stopPublishing = Mutex<Bool>(false)
+    /// Whether the publishing task ended after `stopPublishing`, every message it sent confirmed.
+    let publishingFinished = Mutex<Bool>(false)
     /// The error that ended the publishing task before it published everything (one it does not retry).
     let publishingEnded = Mutex<String?>(nil)
 
