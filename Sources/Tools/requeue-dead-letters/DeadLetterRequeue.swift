@@ -89,6 +89,9 @@ enum DeadLetterRequeue {
             forwarder.cancel()
         }
 
+        // When this run last acked: the broker sends the next message right after, so a tick soon after an ack
+        // (ticks pile up while a confirm is slow) may count that message as neither ready nor ours yet.
+        var lastAck = ContinuousClock.now
         do {
             loop: for await event in events {
                 switch event {
@@ -104,9 +107,11 @@ enum DeadLetterRequeue {
                     // Asked while this one is held: with a prefetch of one, no other is on its way to us.
                     let waiting = try await publisher.messageCount(of: source)
                     consumer.ack(delivery)
+                    lastAck = .now
                     report.moved += 1
                     if waiting == 0 || report.moved >= limit { break loop }
                 case .tick:
+                    guard ContinuousClock.now - lastAck >= .seconds(2) else { continue }
                     if try await publisher.messageCount(of: source) == 0 { break loop }
                 case .ended:
                     break loop
