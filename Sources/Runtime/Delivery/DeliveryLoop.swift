@@ -205,6 +205,11 @@ public final class DeliveryLoop: Service, Sendable {
                     logger.error(
                         "\(fault.dependency) unavailable, deliveries paused until it is back",
                         metadata: ["queue": "\(queue)", "reason": "\(fault.reason)"])
+                } else if holds & (holds - 1) == 0 {
+                    // A pause that lasts shows its latest reason now and then (probes 1, 2, 4, 8, ...), not once only.
+                    logger.warning(
+                        "\(fault.dependency) still unavailable, the held delivery will be tried again",
+                        metadata: ["queue": "\(queue)", "reason": "\(fault.reason)", "probes": "\(holds)"])
                 }
                 guard await sleepUnlessStopping(policy.probeDelay(attempt: holds)) else { return }
             }
