@@ -42,6 +42,21 @@ public final class ServiceProcess: Sendable {
         process.standardError = log
         try process.run()
         state.withLock { $0 = process }
+        try Self.killWhenThisProcessEnds(process.processIdentifier)
+    }
+
+    /// A test that fails, times out or crashes must not leave its services running (they would retry a broker that is
+    /// gone, forever, and hold their ports): a detached shell SIGKILLs `child` once this process is gone. It exits
+    /// by itself when the child exits first.
+    private static func killWhenThisProcessEnds(_ child: pid_t) throws {
+        let watch = """
+            while kill -0 \(getpid()) 2>/dev/null; do
+                kill -0 \(child) 2>/dev/null || exit 0
+                sleep 1
+            done
+            kill -KILL \(child) 2>/dev/null
+            """
+        _ = try spawn(["/usr/bin/setsid", "/bin/bash", "-c", watch], output: "/dev/null")
     }
 
     /// Sends `signal` and waits until the process has exited; returns its exit status.

@@ -99,6 +99,52 @@ struct ConfirmDeadlineTests {
         #expect(machine.timePassed(now: start + .seconds(105)).first?.summary == "abandonConnection(timeout, reconnecting)")
     }
 
+    /// RabbitMQ 3.10 can leave a channel nacking every publish to a quorum queue whose leader node stopped, while a
+    /// new channel publishes at once: a channel whose publishes are all nacked for the confirm timeout is given up.
+    @Test func aChannelThatNacksEveryPublishForTheConfirmTimeoutIsGivenUp() {
+        var machine = connectedPublisher(nodes: 3, at: start)
+        func publishNacked(_ requestID: UInt64, at seconds: Int, tag: UInt64? = nil) -> [String] {
+            _ = machine.timePassed(now: start + .seconds(seconds))
+            _ = machine.commandReceived(publish(requestID, "m\(requestID)"))
+            _ = machine.publishSent()
+            let nack = machine.frameRead(.nack(deliveryTag: tag ?? requestID, multiple: false))
+            return nack.summary + machine.timePassed(now: start + .seconds(seconds)).summary
+        }
+        #expect(publishNacked(1, at: 0) == ["failPublish(1, nacked)"])
+        #expect(publishNacked(2, at: 3) == ["failPublish(2, nacked)"])
+        #expect(machine.timePassed(now: start + .seconds(60)).summary == [], "no nack since: nothing to give up")
+        #expect(
+            publishNacked(3, at: 61) == [
+                "failPublish(3, nacked)", "abandonConnection(timeout, reconnecting)",
+                "connect(node 2: declare q, selectConfirms)",
+            ], "nacked since 0 s, with no ack between")
+        // The next channel starts with a clean record (and numbers its publishes from 1).
+        _ = machine.connected(consumerTag: nil)
+        #expect(publishNacked(4, at: 62, tag: 1) == ["failPublish(4, nacked)"])
+        #expect(machine.isConnected)
+    }
+
+    @Test func anAckBetweenNacksShowsTheChannelWorks() {
+        var machine = connectedPublisher(nodes: 3, at: start)
+        _ = machine.commandReceived(publish(1, "a1"))
+        _ = machine.publishSent()
+        #expect(machine.frameRead(.nack(deliveryTag: 1, multiple: false)).summary == ["failPublish(1, nacked)"])
+        _ = machine.timePassed(now: start + .seconds(4))
+        _ = machine.commandReceived(publish(2, "b1"))
+        _ = machine.publishSent()
+        #expect(machine.frameRead(.ack(deliveryTag: 2, multiple: false)).summary == ["completePublish(2)"])
+        _ = machine.timePassed(now: start + .seconds(8))
+        _ = machine.commandReceived(publish(3, "c1"))
+        _ = machine.publishSent()
+        #expect(machine.frameRead(.nack(deliveryTag: 3, multiple: false)).summary == ["failPublish(3, nacked)"])
+        _ = machine.timePassed(now: start + .seconds(12))
+        _ = machine.commandReceived(publish(4, "d1"))
+        _ = machine.publishSent()
+        #expect(machine.frameRead(.nack(deliveryTag: 4, multiple: false)).summary == ["failPublish(4, nacked)"])
+        #expect(machine.timePassed(now: start + .seconds(12)).summary == [], "nacked for 4 s only")
+        #expect(machine.isConnected)
+    }
+
     @Test(arguments: [nil, Duration.zero, .seconds(-1)])
     func withoutATimeoutAConfirmIsAwaitedForever(timeout: Duration?) {
         var machine = connectedPublisher(nodes: 2, confirmTimeout: timeout, at: start)
