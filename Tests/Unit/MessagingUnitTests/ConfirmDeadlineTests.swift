@@ -124,6 +124,31 @@ struct ConfirmDeadlineTests {
         #expect(machine.isConnected)
     }
 
+    /// The stuck state is per queue: the router's forward of one delivery to two queues has one acked and the other
+    /// nacked, every time.
+    @Test func aQueueNackedThroughoutGivesTheConnectionUpWhileAnotherQueueIsAcked() {
+        var machine = connectedPublisher(nodes: 3, at: start)
+        func forward(_ requestID: UInt64, at seconds: Int) -> [String] {
+            _ = machine.timePassed(now: start + .seconds(seconds))
+            let messages = ["q", "r"].map { OutboundMessage(queue: $0, body: Array("m\(requestID)".utf8)) }
+            _ = machine.commandReceived(.role(.publish(requestID: requestID, messages: messages)))
+            _ = machine.publishSent()
+            _ = machine.publishSent()
+            let tag = requestID * 2
+            let settled =
+                machine.frameRead(.ack(deliveryTag: tag - 1, multiple: false)).summary
+                + machine.frameRead(.nack(deliveryTag: tag, multiple: false)).summary
+            return settled + machine.timePassed(now: start + .seconds(seconds)).summary
+        }
+        #expect(forward(1, at: 0) == ["failPublish(1, nacked)"])
+        #expect(forward(2, at: 2) == ["failPublish(2, nacked)"])
+        #expect(
+            forward(3, at: 5) == [
+                "failPublish(3, nacked)", "abandonConnection(timeout, reconnecting)",
+                "connect(node 2: declare q, selectConfirms)",
+            ], "r nacked from 0 s to 5 s; q's acks do not vouch for r")
+    }
+
     @Test func anAckBetweenNacksShowsTheChannelWorks() {
         var machine = connectedPublisher(nodes: 3, at: start)
         _ = machine.commandReceived(publish(1, "a1"))

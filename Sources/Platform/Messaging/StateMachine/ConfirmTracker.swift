@@ -53,6 +53,9 @@ struct ConfirmTracker: Sendable {
     private var oldest: UInt64 = 1
     private var unconfirmed: [UInt64: Unconfirmed] = [:]
     private var batches: [UInt64: PublishBatch] = [:]
+    /// Per queue, when the broker nacked a message to it and has acked none to it since: the first and the latest
+    /// such nack (only nacks settled with a time are dated).
+    private var nackedSince: [String: (first: ContinuousClock.Instant, latest: ContinuousClock.Instant)] = [:]
 
     /// Messages sent and not yet confirmed: what fills the confirm window.
     var count: Int { unconfirmed.count }
@@ -80,14 +83,20 @@ struct ConfirmTracker: Sendable {
         return sequence
     }
 
-    /// Applies `basic.ack` (`failure` nil) or `basic.nack`; with `multiple`, to every number up to `tag`. Returns
-    /// the calls that are now settled. Numbers that are not outstanding are ignored.
-    mutating func settle(upTo tag: UInt64, multiple: Bool, failure: MessagingError?) -> [PublishOutcome] {
+    /// Applies `basic.ack` (`failure` nil) or `basic.nack`, which arrived at `time`; with `multiple`, to every number
+    /// up to `tag`. Returns the calls that are now settled. Numbers that are not outstanding are ignored.
+    mutating func settle(
+        upTo tag: UInt64, multiple: Bool, failure: MessagingError?, at time: ContinuousClock.Instant? = nil
+    ) -> [PublishOutcome] {
         var outcomes: [PublishOutcome] = []
         func settle(_ sequence: UInt64) {
-            guard let message = unconfirmed.removeValue(forKey: sequence),
-                var batch = batches[message.requestID]
-            else { return }
+            guard let message = unconfirmed.removeValue(forKey: sequence) else { return }
+            if failure == nil {
+                nackedSince[message.queue] = nil
+            } else if let time {
+                nackedSince[message.queue] = (nackedSince[message.queue]?.first ?? time, time)
+            }
+            guard var batch = batches[message.requestID] else { return }
             if let outcome = batch.settleOne(failure: failure) {
                 batches[message.requestID] = nil
                 outcomes.append(outcome)
@@ -105,6 +114,12 @@ struct ConfirmTracker: Sendable {
         }
         while oldest < nextSequence && unconfirmed[oldest] == nil { oldest += 1 }
         return outcomes
+    }
+
+    /// A queue whose every message on this channel has been nacked, from a first nack to the latest one at least
+    /// `span` apart, with no ack for that queue between them; nil if there is none.
+    func queueNackedThroughout(atLeast span: Duration) -> String? {
+        nackedSince.first { $0.value.latest - $0.value.first >= span }?.key
     }
 
     /// Applies a `basic.return`. The broker handles publishes in order and returns a message before confirming it,

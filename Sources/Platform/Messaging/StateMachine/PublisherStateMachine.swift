@@ -20,12 +20,12 @@ import Logging
 /// to the next node. Time is an input: the driver reports its clock, and a send is dated by the last report. While
 /// the broker blocks the connection the deadline is suspended, and it counts again from `connection.unblocked`.
 ///
-/// The same timeout bounds a channel that answers but only with nacks: when the broker has nacked every publish
-/// on the channel for `confirmTimeout` (a nack arrives that long after the first nack since the last ack), the
-/// connection is given up the same way. RabbitMQ 3.10 leaves a channel in that state after a quorum queue's leader
-/// node stops while the channel first publishes to it (its enqueuer registration times out, and each later publish
-/// to that queue on that channel is nacked without trying again), while a new channel on the same node publishes
-/// at once.
+/// The same timeout bounds a channel that answers for a queue only with nacks: when the broker has nacked every
+/// publish to one queue on the channel for `confirmTimeout` (a nack for it arrives that long after the first one
+/// since its last ack), the connection is given up the same way. RabbitMQ 3.10 leaves a channel in that state after
+/// a quorum queue's leader node stops while the channel first publishes to it (its enqueuer registration times out,
+/// and each later publish to that queue on that channel is nacked without trying again, while other queues on the
+/// same channel are confirmed), and a new channel on the same node publishes to it at once.
 struct PublisherStateMachine: ConnectionRole {
     /// What publishing callers ask.
     enum Command: Sendable {
@@ -63,8 +63,6 @@ struct PublisherStateMachine: ConnectionRole {
     private var stopping = false
     /// The broker blocked the connection: nothing is sent until it unblocks it.
     private var blocked = false
-    /// When the broker nacked a publish and has acked none since, on this channel: the first and the latest nack.
-    private var nackedSince: (first: ContinuousClock.Instant, latest: ContinuousClock.Instant)?
 
     /// A publisher role sending at most `confirmWindow` messages ahead of their confirms, and giving the connection
     /// up when one waits longer than `confirmTimeout` (nil or not positive: no bound).
@@ -80,7 +78,6 @@ struct PublisherStateMachine: ConnectionRole {
 
     mutating func channelOpened(generation: UInt64, consumerTag: String?) -> [ConnectionAction] {
         channelOpen = true
-        nackedSince = nil
         return sendNext()
     }
 
@@ -126,12 +123,10 @@ struct PublisherStateMachine: ConnectionRole {
     mutating func frameRead(_ frame: IncomingFrame) throws(MessagingError) -> [ConnectionAction] {
         switch frame {
         case .ack(let tag, let multiple):
-            nackedSince = nil
             return settled(confirms.settle(upTo: tag, multiple: multiple, failure: nil)) + sendNext()
         case .nack(let tag, let multiple):
-            if let clock { nackedSince = (nackedSince?.first ?? clock, clock) }
             let nacked = MessagingError(.nacked, "the broker nacked the message")
-            return settled(confirms.settle(upTo: tag, multiple: multiple, failure: nacked)) + sendNext()
+            return settled(confirms.settle(upTo: tag, multiple: multiple, failure: nacked, at: clock)) + sendNext()
         case .returned(let routingKey, let replyCode, let replyText):
             let error = MessagingError(
                 .unroutable, "no queue for routing key '\(routingKey)' (\(replyCode) \(replyText))")
@@ -163,10 +158,11 @@ struct PublisherStateMachine: ConnectionRole {
 
     mutating func timePassed(now: ContinuousClock.Instant) -> MessagingError? {
         clock = now
-        if let confirmTimeout, let nackedSince, nackedSince.latest - nackedSince.first >= confirmTimeout {
+        if let confirmTimeout, let queue = confirms.queueNackedThroughout(atLeast: confirmTimeout) {
             return MessagingError(
                 .timeout,
-                "the broker has nacked every publish on this channel for \(confirmTimeout); giving the connection up")
+                "the broker has nacked every publish to '\(queue)' on this channel for \(confirmTimeout);"
+                    + " giving the connection up")
         }
         guard let deadline = nextDeadline, let confirmTimeout, deadline <= now else { return nil }
         return MessagingError(
@@ -179,7 +175,6 @@ struct PublisherStateMachine: ConnectionRole {
         channelOpen = false
         blocked = false
         unblockedAt = nil
-        nackedSince = nil
         return failStarted(MessagingError(.connectionLost, "connection lost: \(error)"))
     }
 
