@@ -47,10 +47,20 @@ public struct UserEvent: Sendable, Equatable {
 }
 
 extension UserEvent {
-    /// The JSON body of this event: a flat object, UTF-8.
+    /// The JSON body of this event: a flat object, UTF-8, with the fields in the README's order.
     public func encodedBody() -> [UInt8] {
-        // Encoding a struct of strings and integers cannot fail.
-        Array(try! JSONEncoder().encode(WireEvent(self)))
+        var writer = EventWriter()
+        writer.member("event", string: kind.rawValue)
+        writer.member("user_id", string: userID)
+        if kind != .deleted {
+            writer.member("name", string: name ?? "")
+            writer.member("email", string: email ?? "")
+        }
+        writer.member("event_id", string: eventID)
+        // An event without a version keeps that shape when re-encoded: 1 would claim an order it does not have.
+        if isVersioned { writer.member("version", integer: version) }
+        if let occurredAt { writer.member("occurred_at", string: Timestamp.format(occurredAt)) }
+        return writer.finish()
     }
 
     /// Decodes and validates an event body.
@@ -58,30 +68,60 @@ extension UserEvent {
     /// Accepts the original system's shape (only `event`, `user_id`, `name`, `email`): a missing `version` is 1 with
     /// ``isVersioned`` false, a missing `event_id` comes from `messageID` (the AMQP `message_id`) or else from a hash
     /// of the body.
-    /// Unknown extra fields are ignored.
+    /// Unknown extra fields are ignored; a known field given twice is an error.
     public static func decode(body: [UInt8], messageID: String? = nil) throws(EventDecodingError) -> UserEvent {
-        let object = try EventDecodingError.parseObject(body)
-        let type = try object.requiredString("event")
+        let fields = try EventFields.scan(body)
+        let type = try fields.requiredString(.event)
         guard let kind = Kind(rawValue: type) else {
             throw EventDecodingError(field: "event", reason: "unknown event type '\(type)'")
         }
-        let userID = try object.requiredString("user_id")
+        return try event(kind, fields, body: body, messageID: messageID)
+    }
+
+    /// The `event` field of a body, without validating the rest: what a router needs to pick a route.
+    public static func eventType(of body: [UInt8]) throws(EventDecodingError) -> String {
+        try EventFields.scan(body).requiredString(.event)
+    }
+
+    /// A body read once for routing: its `event` type and, when that type is one of ``Kind``, the validated event.
+    public struct Envelope: Sendable {
+        /// The body's `event` field.
+        public var type: String
+        /// The event, when ``type`` is one of ``Kind``; nil for other types, whose other fields are not validated.
+        public var event: UserEvent?
+    }
+
+    /// Reads a body once: its event type, and the validated event when the type is one of ``Kind``.
+    ///
+    /// Throws what ``eventType(of:)`` throws, and for a known type what ``decode(body:messageID:)`` throws.
+    public static func envelope(of body: [UInt8], messageID: String? = nil) throws(EventDecodingError) -> Envelope {
+        let fields = try EventFields.scan(body)
+        let type = try fields.requiredString(.event)
+        guard let kind = Kind(rawValue: type) else { return Envelope(type: type, event: nil) }
+        return Envelope(type: type, event: try event(kind, fields, body: body, messageID: messageID))
+    }
+
+    /// Validates the fields of an event of a known kind, in a fixed order, so a body gets the same error every time.
+    private static func event(
+        _ kind: Kind, _ fields: EventFields, body: [UInt8], messageID: String?
+    ) throws(EventDecodingError) -> UserEvent {
+        let userID = try fields.requiredString(.userID)
         guard !userID.isEmpty, userID.utf8.count <= 128 else {
             throw EventDecodingError(field: "user_id", reason: "must be 1 to 128 bytes")
         }
         var name: String?
         var email: String?
         if kind != .deleted {
-            name = try object.requiredString("name")
-            email = try object.requiredString("email")
+            name = try fields.requiredString(.name)
+            email = try fields.requiredString(.email)
         }
-        let givenVersion = try object.optionalInteger("version")
+        let givenVersion = try fields.optionalInteger(.version)
         let version = givenVersion ?? 1
         guard version >= 1 else {
             throw EventDecodingError(field: "version", reason: "must be at least 1")
         }
         let eventID: String
-        if let id = try object.optionalString("event_id"), !id.isEmpty {
+        if let id = try fields.optionalString(.eventID), !id.isEmpty {
             eventID = id
         } else if let messageID, !messageID.isEmpty {
             eventID = messageID
@@ -89,7 +129,7 @@ extension UserEvent {
             eventID = BodyHash.identifier(of: body)
         }
         var occurredAt: Date?
-        if let text = try object.optionalString("occurred_at") {
+        if let text = try fields.optionalString(.occurredAt) {
             guard let date = Timestamp.parse(text) else {
                 throw EventDecodingError(field: "occurred_at", reason: "not an ISO 8601 timestamp")
             }
@@ -98,11 +138,6 @@ extension UserEvent {
         return UserEvent(
             kind: kind, userID: userID, name: name, email: email,
             eventID: eventID, version: version, occurredAt: occurredAt, isVersioned: givenVersion != nil)
-    }
-
-    /// The `event` field of a body, without validating the rest: what a router needs to pick a route.
-    public static func eventType(of body: [UInt8]) throws(EventDecodingError) -> String {
-        try EventDecodingError.parseObject(body).requiredString("event")
     }
 }
 
@@ -123,71 +158,41 @@ public struct EventDecodingError: Error, Sendable, Equatable, CustomStringConver
         if let field { return "\(field): \(reason)" }
         return reason
     }
-
-    fileprivate static func parseObject(_ body: [UInt8]) throws(EventDecodingError) -> [String: JSONValue] {
-        do {
-            return try JSONDecoder().decode([String: JSONValue].self, from: Data(body))
-        } catch DecodingError.typeMismatch(_, let context) where context.codingPath.isEmpty {
-            throw EventDecodingError(field: nil, reason: "body is not a JSON object")
-        } catch DecodingError.valueNotFound(_, let context) where context.codingPath.isEmpty {
-            throw EventDecodingError(field: nil, reason: "body is not a JSON object")
-        } catch {
-            throw EventDecodingError(field: nil, reason: "body is not valid JSON")
-        }
-    }
 }
 
-extension [String: JSONValue] {
-    fileprivate func requiredString(_ key: String) throws(EventDecodingError) -> String {
-        guard let value = self[key], value != .null else {
-            throw EventDecodingError(field: key, reason: "field required")
+extension EventFields {
+    /// The value of a field given at most once; a repeated field is an error.
+    fileprivate func value(_ field: Field) throws(EventDecodingError) -> JSONValue? {
+        switch self[field] {
+        case .absent: return nil
+        case .present(let value): return value == .null ? nil : value
+        case .repeated: throw EventDecodingError(field: field.key, reason: "given more than once")
+        }
+    }
+
+    fileprivate func requiredString(_ field: Field) throws(EventDecodingError) -> String {
+        guard let value = try value(field) else {
+            throw EventDecodingError(field: field.key, reason: "field required")
         }
         guard case .string(let string) = value else {
-            throw EventDecodingError(field: key, reason: "must be a string")
+            throw EventDecodingError(field: field.key, reason: "must be a string")
         }
         return string
     }
 
-    fileprivate func optionalString(_ key: String) throws(EventDecodingError) -> String? {
-        guard let value = self[key], value != .null else { return nil }
+    fileprivate func optionalString(_ field: Field) throws(EventDecodingError) -> String? {
+        guard let value = try value(field) else { return nil }
         guard case .string(let string) = value else {
-            throw EventDecodingError(field: key, reason: "must be a string")
+            throw EventDecodingError(field: field.key, reason: "must be a string")
         }
         return string
     }
 
-    fileprivate func optionalInteger(_ key: String) throws(EventDecodingError) -> Int64? {
-        guard let value = self[key], value != .null else { return nil }
+    fileprivate func optionalInteger(_ field: Field) throws(EventDecodingError) -> Int64? {
+        guard let value = try value(field) else { return nil }
         guard case .integer(let number) = value else {
-            throw EventDecodingError(field: key, reason: "must be an integer")
+            throw EventDecodingError(field: field.key, reason: "must be an integer")
         }
         return number
-    }
-}
-
-/// The body's field order follows the README's wire format.
-private struct WireEvent: Encodable {
-    let event: UserEvent
-
-    init(_ event: UserEvent) { self.event = event }
-
-    enum CodingKeys: String, CodingKey {
-        case event, userID = "user_id", name, email, eventID = "event_id", version, occurredAt = "occurred_at"
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(event.kind.rawValue, forKey: .event)
-        try container.encode(event.userID, forKey: .userID)
-        if event.kind != .deleted {
-            try container.encode(event.name ?? "", forKey: .name)
-            try container.encode(event.email ?? "", forKey: .email)
-        }
-        try container.encode(event.eventID, forKey: .eventID)
-        // An event without a version keeps that shape when re-encoded: 1 would claim an order it does not have.
-        if event.isVersioned { try container.encode(event.version, forKey: .version) }
-        if let occurredAt = event.occurredAt {
-            try container.encode(Timestamp.format(occurredAt), forKey: .occurredAt)
-        }
     }
 }

@@ -46,9 +46,10 @@ struct EventRouter: Sendable {
         var properties = delivery.properties
         var metadata: Logger.Metadata = [:]
         do throws(EventDecodingError) {
-            eventType = try UserEvent.eventType(of: delivery.body)
-            if UserEvent.Kind(rawValue: eventType) != nil {
-                let event = try UserEvent.decode(body: delivery.body, messageID: properties.messageID)
+            // One scan gives the type and, for the types this system knows, the validated event.
+            let envelope = try UserEvent.envelope(of: delivery.body, messageID: properties.messageID)
+            eventType = envelope.type
+            if let event = envelope.event {
                 // Messages in the original system's shape carry no id: give every copy the same derived one.
                 properties.messageID = event.eventID
                 metadata = ["event_id": .untrusted(event.eventID), "user_id": .untrusted(event.userID)]

@@ -86,7 +86,14 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Keep the databases after the run.")
     var keepData = false
 
+    @Option(help: "Only encode or decode one event body N times, in process (MODE:N; see CodecLoop.swift), for callgrind.")
+    var codecLoop: String?
+
     func run() async throws {
+        if let codecLoop {
+            try CodecLoop.run(codecLoop)
+            return
+        }
         if let compareWith {
             guard let compare else { throw ValidationError("--compare-with needs --compare <earlier report.json>") }
             print(Comparison.render(earlier: try Self.load(compare), current: try Self.load(compareWith)))
