@@ -54,6 +54,9 @@ stopping=""
 stop() {
     [ -z "$stopping" ] || return 0
     stopping=yes
+    # A second signal must not cut the stop short (`make` passes its SIGTERM on to this script, which the process
+    # group's SIGTERM already reached; a second Ctrl-C is common): the services, then the servers, are stopped.
+    trap '' INT TERM HUP
     echo "stopping..."
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
