@@ -107,14 +107,9 @@ public final class DeliveryLoop: Service, Sendable {
     /// Handles `deliveries` as one batch when the batch handler can take them, else (or when the batch failed) each
     /// on its own, concurrently.
     private func process(_ deliveries: [Delivery]) async {
+        let arrivals = deliveries.map { policy.arrival(redelivered: $0.redelivered, headers: $0.properties.headers) }
         if deliveries.count > 1, let batchHandler, gate.fault == nil,
-            deliveries.allSatisfy({ delivery in
-                if case .handle = policy.arrival(redelivered: delivery.redelivered, headers: delivery.properties.headers) {
-                    true
-                } else {
-                    false
-                }
-            })
+            arrivals.allSatisfy({ if case .handle = $0 { true } else { false } })
         {
             do {
                 try await batchHandler(deliveries)
@@ -130,12 +125,12 @@ public final class DeliveryLoop: Service, Sendable {
             }
         }
         if deliveries.count == 1 {
-            await process(deliveries[0])
+            await process(deliveries[0], arrivals[0])
             return
         }
         await withTaskGroup(of: Void.self) { group in
-            for delivery in deliveries {
-                group.addTask { await self.process(delivery) }
+            for (delivery, arrival) in zip(deliveries, arrivals) {
+                group.addTask { await self.process(delivery, arrival) }
             }
         }
     }
@@ -147,9 +142,10 @@ public final class DeliveryLoop: Service, Sendable {
         }
     }
 
-    private func process(_ delivery: Delivery) async {
+    /// Handles one delivery that arrived as `arrival` says (``DeliveryPolicy/arrival(redelivered:headers:)``).
+    private func process(_ delivery: Delivery, _ arrival: DeliveryPolicy.Arrival) async {
         var attempt: Int
-        switch policy.arrival(redelivered: delivery.redelivered, headers: delivery.properties.headers) {
+        switch arrival {
         case .handle(let prior):
             attempt = prior
         case .recount(let attempts):
