@@ -12,12 +12,8 @@ struct DatabaseFaultTests {
         let broker = try await TestBroker.shared()
         let url = try await broker.makeVirtualHost("db-fault")
         let directory = try temporaryDirectory("db-fault")
-        let disk = "\(directory)/disk"
-        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
-        // A small disk of its own (the suite runs as root, as CI does).
-        let mounted = try await runProcess(["/usr/bin/env", "mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", disk])
-        try #require(mounted.status == 0, "mounting a tmpfs for the full-disk test: \(mounted.errors)")
-        defer { _ = try? runProcessBlocking(["/usr/bin/env", "umount", "-l", disk]) }
+        let disk = try await mountSmallDisk(in: directory)
+        defer { unmountSmallDisk(disk) }
 
         let port = try freePort()
         let service = ServiceProcess(

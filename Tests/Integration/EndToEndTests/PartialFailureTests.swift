@@ -18,11 +18,8 @@ struct PartialFailureTests {
         let broker = try await TestBroker.shared()
         let url = try await broker.makeVirtualHost("order-disk")
         let directory = try temporaryDirectory("order-disk")
-        let disk = "\(directory)/disk"
-        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
-        let mounted = try await runProcess(["/usr/bin/env", "mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", disk])
-        try #require(mounted.status == 0, "mounting a tmpfs for the full-disk test: \(mounted.errors)")
-        defer { _ = try? runProcessBlocking(["/usr/bin/env", "umount", "-l", disk]) }
+        let disk = try await mountSmallDisk(in: directory)
+        defer { unmountSmallDisk(disk) }
 
         let port = try freePort()
         let order = ServiceProcess(
@@ -218,13 +215,8 @@ private func event(userID: String, name: String) -> OutboundMessage {
 
 /// Publishes `messages` to `queue` with confirms.
 private func publish(_ messages: [OutboundMessage], to queue: String, brokerURL: String) async throws {
-    let publisher = Publisher(
-        configuration: try BrokerConfiguration(url: brokerURL), declaring: [queue], logger: Logger(label: "test"))
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await publisher.run() }
-        try await publisher.publish(messages.map { OutboundMessage(queue: queue, body: $0.body, properties: $0.properties) })
-        group.cancelAll()
-    }
+    try await publishMessages(
+        messages.map { OutboundMessage(queue: queue, body: $0.body, properties: $0.properties) }, brokerURL: brokerURL)
 }
 
 /// Deliveries of `queue` sent to a consumer and not yet acked.

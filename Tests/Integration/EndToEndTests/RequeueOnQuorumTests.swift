@@ -16,19 +16,13 @@ struct RequeueOnQuorumTests {
         quorum.queueType = .quorum
 
         // The deployment's queues, as services on AMQP_QUEUE_TYPE=quorum declared them, with dead letters waiting.
-        let publisher = Publisher(
-            configuration: quorum, declaring: ["queue_order", "queue_order.dead"], logger: Logger(label: "test"))
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await publisher.run() }
-            try await publisher.publish(
-                (0..<3).map {
-                    OutboundMessage(
-                        queue: "queue_order.dead", body: Array("m\($0)".utf8),
-                        properties: MessageProperties(
-                            messageID: "m\($0)", headers: ["x-error": "poison", "x-original-queue": "queue_order"]))
-                })
-            group.cancelAll()
-        }
+        try await publishMessages(
+            (0..<3).map {
+                OutboundMessage(
+                    queue: "queue_order.dead", body: Array("m\($0)".utf8),
+                    properties: MessageProperties(
+                        messageID: "m\($0)", headers: ["x-error": "poison", "x-original-queue": "queue_order"]))
+            }, brokerURL: url, queueType: .quorum, alsoDeclaring: ["queue_order"])
         // Someone took them from the dead-letter queue before and let them go back (an interrupted run of the tool):
         // the broker now counts one return for each, which it shows in `x-delivery-count` on the next delivery.
         try await returnUnsettled(3, from: "queue_order.dead", configuration: quorum)
@@ -58,15 +52,9 @@ struct RequeueOnQuorumTests {
     @Test func onQuorumQueuesWithoutTheSettingItStopsWithTheConflictAndMovesNothing() async throws {
         let broker = try await TestBroker.shared()
         let url = try await broker.makeVirtualHost("requeue-quorum-conflict")
-        var quorum = try BrokerConfiguration(url: url)
-        quorum.queueType = .quorum
-        let publisher = Publisher(
-            configuration: quorum, declaring: ["queue_order", "queue_order.dead"], logger: Logger(label: "test"))
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await publisher.run() }
-            try await publisher.publish([OutboundMessage(queue: "queue_order.dead", body: [1])])
-            group.cancelAll()
-        }
+        try await publishMessages(
+            [OutboundMessage(queue: "queue_order.dead", body: [1])], brokerURL: url, queueType: .quorum,
+            alsoDeclaring: ["queue_order"])
         let outcome = try await runProcess(
             ["\(ServiceProcess.binDirectory)/requeue-dead-letters", "--queue", "queue_order"],
             environment: ["RABBITMQ_URL": url])

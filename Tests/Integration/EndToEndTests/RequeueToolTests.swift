@@ -85,13 +85,6 @@ struct RequeueToolTests {
     }
 
     private func publish(_ messages: [OutboundMessage], url: String) async throws {
-        let publisher = Publisher(
-            configuration: try BrokerConfiguration(url: url), declaring: Array(Set(messages.map(\.queue))),
-            logger: Logger(label: "test"))
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await publisher.run() }
-            try await publisher.publish(messages)
-            group.cancelAll()
-        }
+        try await publishMessages(messages, brokerURL: url)
     }
 }

@@ -127,15 +127,7 @@ final class RunningSystem: Sendable {
     /// Publishes raw messages to a queue of this system's virtual host, with confirms, declaring the queues as the
     /// services do.
     func publish(_ messages: [OutboundMessage]) async throws {
-        var configuration = try BrokerConfiguration(url: brokerURL)
-        configuration.queueType = queueType
-        let publisher = Publisher(
-            configuration: configuration, declaring: Array(Set(messages.map(\.queue))), logger: Logger(label: "test"))
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await publisher.run() }
-            try await publisher.publish(messages)
-            group.cancelAll()
-        }
+        try await publishMessages(messages, brokerURL: brokerURL, queueType: queueType)
     }
 
     /// Takes up to `count` messages from a queue of this system's virtual host (acking them), waiting up to `timeout`.

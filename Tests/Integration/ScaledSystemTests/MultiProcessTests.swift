@@ -142,7 +142,7 @@ extension ScaledProcesses {
                 }
             }
             let expected = truth
-            try await publish(
+            try await publishMessages(
                 (events + events).shuffled().map { OutboundMessage(queue: QueueName.order, body: $0.encodedBody()) },
                 brokerURL: url)
 

@@ -40,7 +40,7 @@ extension ScaledProcesses {
             let event = UserEvent(
                 kind: .created, userID: "killer", name: "K", email: "k@example.com", eventID: "killer-1", version: 1,
                 occurredAt: Date())
-            try await publish(
+            try await publishMessages(
                 [OutboundMessage(queue: QueueName.order, body: event.encodedBody(), properties: MessageProperties(messageID: event.eventID))],
                 brokerURL: url, queueType: queueType)
 

@@ -184,19 +184,6 @@ func differences(truth: [String: UserState], snapshots: [String: UserState]) -> 
 
 // MARK: The broker
 
-/// Publishes `messages` with confirms through a publisher of its own.
-func publish(_ messages: [OutboundMessage], brokerURL: String, queueType: QueueType = .classic) async throws {
-    var configuration = try BrokerConfiguration(url: brokerURL)
-    configuration.queueType = queueType
-    let publisher = Publisher(
-        configuration: configuration, declaring: Array(Set(messages.map(\.queue))), logger: Logger(label: "test"))
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await publisher.run() }
-        try await publisher.publish(messages)
-        group.cancelAll()
-    }
-}
-
 /// A message count of `queue` in the virtual host of `virtualHostURL` on the single test broker:
 /// `messages_ready` and `messages_unacknowledged`, or nil if there is no such queue.
 func queueCounts(_ queue: String, broker: TestBroker, virtualHostURL: String) async throws -> (ready: Int, unacked: Int)? {

@@ -43,3 +43,19 @@ public func takeMessages(
         return result
     }
 }
+
+/// Publishes `messages` with confirms through a publisher of its own, declaring their queues and `alsoDeclaring` as
+/// `queueType` (the type the system under test declares its queues with); returns once the broker confirmed all.
+public func publishMessages(
+    _ messages: [OutboundMessage], brokerURL: String, queueType: QueueType = .classic, alsoDeclaring: [String] = []
+) async throws {
+    var configuration = try BrokerConfiguration(url: brokerURL)
+    configuration.queueType = queueType
+    let queues = Array(Set(messages.map(\.queue) + alsoDeclaring))
+    let publisher = Publisher(configuration: configuration, declaring: queues, logger: Logger(label: "test"))
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await publisher.run() }
+        try await publisher.publish(messages)
+        group.cancelAll()
+    }
+}

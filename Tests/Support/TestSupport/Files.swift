@@ -13,3 +13,18 @@ public func temporaryDirectory(_ prefix: String = "test") throws -> String {
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
+
+/// A directory `disk` in `directory` on a tmpfs of its own of `size` (such as `3m`), for a full-disk test (the suite
+/// runs as root, as CI does). Unmount it with ``unmountSmallDisk(_:)``.
+public func mountSmallDisk(in directory: String, size: String = "3m") async throws -> String {
+    let disk = "\(directory)/disk"
+    try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+    let mounted = try await runProcess(["/usr/bin/env", "mount", "-t", "tmpfs", "-o", "size=\(size)", "tmpfs", disk])
+    guard mounted.status == 0 else { throw TestFailure("mounting a tmpfs for a full-disk test: \(mounted.errors)") }
+    return disk
+}
+
+/// Unmounts a disk of ``mountSmallDisk(in:size:)`` (lazily: a process may still hold a file there).
+public func unmountSmallDisk(_ disk: String) {
+    _ = try? runProcessBlocking(["/usr/bin/env", "umount", "-l", disk])
+}

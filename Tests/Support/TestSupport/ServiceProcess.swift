@@ -46,8 +46,10 @@ public final class ServiceProcess: Sendable {
     }
 
     /// A test that fails, times out or crashes must not leave its services running (they would retry a broker that is
-    /// gone, forever, and hold their ports): a detached shell SIGKILLs `child` once this process is gone. It exits
-    /// by itself when the child exits first.
+    /// gone, forever, and hold their ports): a detached shell SIGKILLs `child` once this process is gone, and exits
+    /// by itself when the child exits first. It is started through a shell that exits at once and is reaped here, so
+    /// the watcher is never a child of this process: an exited child nobody reaps would be a zombie that Swift
+    /// Testing's exit-test monitor (`waitid` on any child) spins on.
     private static func killWhenThisProcessEnds(_ child: pid_t) throws {
         let watch = """
             while kill -0 \(getpid()) 2>/dev/null; do
@@ -56,7 +58,11 @@ public final class ServiceProcess: Sendable {
             done
             kill -KILL \(child) 2>/dev/null
             """
-        _ = try spawn(["/usr/bin/setsid", "/bin/bash", "-c", watch], output: "/dev/null")
+        let launcher = try spawn(
+            ["/bin/bash", "-c", "/usr/bin/setsid /bin/bash -c \"$0\" </dev/null >/dev/null 2>&1 &", watch],
+            output: "/dev/null")
+        var status: Int32 = 0
+        while waitpid(launcher, &status, 0) == -1 && errno == EINTR {}
     }
 
     /// Sends `signal` and waits until the process has exited; returns its exit status.
