@@ -27,31 +27,48 @@ final class AckTracker: Sendable {
         }
     }
 
+    /// Marks `deliveries` finished and hands the acks that settle them to `send`, in order, before any other call can
+    /// decide one (which acks: ``finished(_:)``). `send` must not call back into the tracker.
+    ///
+    /// Acks must reach the connection in the order they were decided: a `multiple` ack covers tags an earlier call
+    /// acked singly, and if it overtook that single ack, the single ack would name a tag the broker no longer knows
+    /// (406 "unknown delivery tag", which closes the channel and has every unacked delivery redelivered).
+    func settle(_ deliveries: [Delivery], send: (_ delivery: Delivery, _ multiple: Bool) -> Void) {
+        unfinished.withLock { unfinished in
+            for (delivery, multiple) in Self.finish(deliveries, in: &unfinished) { send(delivery, multiple) }
+        }
+    }
+
     /// Marks `deliveries` finished and returns the acks that settle them: per generation, one (with `multiple` when
     /// it covers more than one) for those below the lowest still unfinished tag, one single ack for each other one.
+    /// They must be sent in this order and before any later call's: ``settle(_:send:)`` does both.
     func finished(_ deliveries: [Delivery]) -> [(delivery: Delivery, multiple: Bool)] {
-        unfinished.withLock { unfinished in
-            var acks: [(delivery: Delivery, multiple: Bool)] = []
-            var byGeneration: [UInt64: [Delivery]] = [:]
-            for delivery in deliveries { byGeneration[delivery.generation, default: []].append(delivery) }
-            for (generation, finished) in byGeneration {
-                var tags = unfinished[generation] ?? []
-                for delivery in finished {
-                    let index = Self.position(of: delivery.deliveryTag, in: tags)
-                    if index < tags.count && tags[index] == delivery.deliveryTag { tags.remove(at: index) }
-                }
-                unfinished[generation] = tags.isEmpty ? nil : tags
-                let lowest = tags.first ?? .max
-                let below = finished.filter { $0.deliveryTag < lowest }
-                if below.count > 1, let highest = below.max(by: { $0.deliveryTag < $1.deliveryTag }) {
-                    acks.append((highest, true))
-                } else {
-                    acks += below.map { ($0, false) }
-                }
-                acks += finished.filter { $0.deliveryTag >= lowest }.map { ($0, false) }
+        unfinished.withLock { Self.finish(deliveries, in: &$0) }
+    }
+
+    private static func finish(
+        _ deliveries: [Delivery], in unfinished: inout [UInt64: [UInt64]]
+    ) -> [(delivery: Delivery, multiple: Bool)] {
+        var acks: [(delivery: Delivery, multiple: Bool)] = []
+        var byGeneration: [UInt64: [Delivery]] = [:]
+        for delivery in deliveries { byGeneration[delivery.generation, default: []].append(delivery) }
+        for (generation, finished) in byGeneration {
+            var tags = unfinished[generation] ?? []
+            for delivery in finished {
+                let index = position(of: delivery.deliveryTag, in: tags)
+                if index < tags.count && tags[index] == delivery.deliveryTag { tags.remove(at: index) }
             }
-            return acks
+            unfinished[generation] = tags.isEmpty ? nil : tags
+            let lowest = tags.first ?? .max
+            let below = finished.filter { $0.deliveryTag < lowest }
+            if below.count > 1, let highest = below.max(by: { $0.deliveryTag < $1.deliveryTag }) {
+                acks.append((highest, true))
+            } else {
+                acks += below.map { ($0, false) }
+            }
+            acks += finished.filter { $0.deliveryTag >= lowest }.map { ($0, false) }
         }
+        return acks
     }
 
     /// Where `tag` is, or would be inserted, in the ascending `tags`.

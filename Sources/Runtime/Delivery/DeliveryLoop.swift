@@ -137,9 +137,7 @@ public final class DeliveryLoop: Service, Sendable {
 
     /// Acks deliveries that finished: with one `multiple` ack where every delivery below has finished too.
     private func settle(_ deliveries: [Delivery]) {
-        for (delivery, multiple) in acks.finished(deliveries) {
-            source.ack(delivery, multiple: multiple)
-        }
+        acks.settle(deliveries) { delivery, multiple in source.ack(delivery, multiple: multiple) }
     }
 
     /// Handles one delivery that arrived as `arrival` says (``DeliveryPolicy/arrival(redelivered:headers:)``).

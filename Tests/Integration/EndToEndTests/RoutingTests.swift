@@ -118,7 +118,8 @@ struct RoutingTests {
         try await eventually(timeout: .seconds(30), "all forwarded\n\(router.process.logTail())") {
             try await router.count(QueueName.dispatch) == 0
         }
-        #expect(try await router.count("steady_one") == total)
+        let first = try await router.count("steady_one")
+        #expect(first == total, "steady_one holds \(first.map(String.init) ?? "nothing"), not \(total)")
         let second = try await router.count("steady_two") ?? 0
         #expect(second > 0 && second < total, "the second destination got the messages after the reload: \(second)")
         #expect(router.process.isRunning, "SIGHUP reloads, it does not stop the service")

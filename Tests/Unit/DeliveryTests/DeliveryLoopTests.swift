@@ -320,6 +320,48 @@ struct DeliveryLoopTests {
         #expect(tracker.finished([other]).map(\.multiple) == [false])
     }
 
+    /// Deliveries finished concurrently, in chunks: the acks reach the connection in an order the broker accepts,
+    /// with no tag acked after a `multiple` ack covered it (which the broker answers with 406 "unknown delivery tag",
+    /// closing the channel), and every delivery acked in the end.
+    @Test func acksDecidedConcurrentlyReachTheBrokerInAnOrderItAccepts() async {
+        for _ in 0..<20 {
+            let tracker = AckTracker()
+            let deliveries = (1...400).map { delivery(id: "c\($0)") }
+            tracker.taken(deliveries)
+            var chunks: [[Delivery]] = []
+            var rest = deliveries.shuffled()[...]
+            while !rest.isEmpty {
+                let size = Int.random(in: 1...6)
+                chunks.append(Array(rest.prefix(size)))
+                rest = rest.dropFirst(size)
+            }
+            let sent = SentAcks()
+            await withTaskGroup(of: Void.self) { group in
+                for chunk in chunks {
+                    group.addTask {
+                        tracker.settle(chunk) { delivery, multiple in
+                            // Sending takes time (the mailbox's lock, a wake-up): a window for another task's ack.
+                            if Int.random(in: 0..<8) == 0 { usleep(20) }
+                            sent.list.withLock { $0.append((delivery.deliveryTag, multiple)) }
+                        }
+                    }
+                }
+            }
+            // The broker's side: an ack names an outstanding tag; `multiple` settles every outstanding tag up to it.
+            var outstanding = Set(deliveries.map(\.deliveryTag))
+            for (tag, multiple) in sent.list.withLock({ $0 }) {
+                #expect(outstanding.contains(tag), "ack of \(tag) (multiple: \(multiple)) after it was settled")
+                if multiple { outstanding = outstanding.filter { $0 > tag } } else { outstanding.remove(tag) }
+            }
+            #expect(outstanding.isEmpty, "never acked: \(outstanding.sorted().prefix(5))")
+        }
+    }
+
+    /// The acks a test's concurrent tasks sent, in the order they were sent.
+    private final class SentAcks: Sendable {
+        let list = Mutex<[(tag: UInt64, multiple: Bool)]>([])
+    }
+
     // MARK: Faults of a dependency
 
     /// A source the test feeds while the loop runs.
