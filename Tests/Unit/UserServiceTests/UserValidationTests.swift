@@ -94,3 +94,18 @@ struct UserValidationTests {
         #expect(largest * 500 < 700_000, "a user encodes to \(largest) bytes")
     }
 }
+
+/// The ids the user service gives users and events: random version-4 UUIDs in lowercase, never repeated.
+struct NewIdentifierTests {
+    @Test func idsAreLowercaseVersion4UUIDs() throws {
+        let ids = (0..<10_000).map { _ in UserStoreRules.newID() }
+        #expect(Set(ids).count == ids.count)
+        for id in ids.prefix(200) {
+            let parsed = try #require(UUID(uuidString: id), "\(id) is a UUID")
+            #expect(id == parsed.uuidString.lowercased())
+            let bytes = withUnsafeBytes(of: parsed.uuid) { Array($0) }
+            #expect(bytes[6] >> 4 == 4, "version 4: \(id)")
+            #expect(bytes[8] >> 6 == 0b10, "RFC 4122 variant: \(id)")
+        }
+    }
+}
