@@ -166,7 +166,9 @@ extension ScaledProcesses {
                 for arrival in observer.arrivals where seen.insert(arrival.event.eventID).inserted {
                     let event = arrival.event
                     if let top = highest[event.userID], event.version < top {
-                        let note = "\(observer.queue): user \(event.userID) v\(event.version) after v\(top)"
+                        let note =
+                            "\(observer.queue): user \(event.userID) v\(event.version) after v\(top)"
+                            + " at +\(started.duration(to: arrival.time).formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))"
                         if windows.contains(where: { $0.contains(arrival.time) }) {
                             tolerated.append(note)
                         } else {
@@ -176,7 +178,14 @@ extension ScaledProcesses {
                     highest[event.userID] = max(highest[event.userID] ?? 0, event.version)
                 }
             }
-            #expect(violations.isEmpty, "events left queue_dispatch out of version order: \(violations.prefix(5))")
+            let windowText = windows.map {
+                let from = started.duration(to: $0.lowerBound).components.seconds
+                let to = started.duration(to: $0.upperBound).components.seconds
+                return "+\(from)s..+\(to)s"
+            }
+            #expect(
+                violations.isEmpty,
+                "events left queue_dispatch out of version order: \(violations.prefix(5)); router fault windows: \(windowText); faults settled in order: \(faults)")
             let observed = observers.map { "\($0.queue) \($0.arrivals.count)" }.joined(separator: ", ")
 
             await system.stopAll()
