@@ -96,9 +96,8 @@ final class OutboxRelay: Service, Sendable {
                 let skipped = watermark == nil ? progress.withLock { $0.unmarked.union($0.marking) } : []
                 let limit = Self.batchSize + skipped.count
                 let rows = try await outbox.pending(after: watermark, limit: limit)
-                let candidates = Array(rows.lazy.filter { !skipped.contains($0.seq) }.prefix(Self.batchSize))
-                let batch = Self.oneEventPerUser(candidates)
-                let sawAll = rows.count < limit && batch.count == candidates.count
+                let batch = Array(rows.lazy.filter { !skipped.contains($0.seq) }.prefix(Self.batchSize))
+                let sawAll = rows.count < limit
                 if sawAll { backlog.record(batch.count) }
                 guard !batch.isEmpty else { return }
                 let start = ContinuousClock.now
@@ -159,20 +158,6 @@ final class OutboxRelay: Service, Sendable {
                 progress.unmarked.formUnion(rows)
             }
         }
-    }
-
-    /// The longest prefix of `rows` in which no user has two events. A batch is pipelined, and the broker may nack
-    /// one of its messages and take the next (a quorum queue's leader changing under the batch): were a user's next
-    /// event in the same batch, it would reach `queue_dispatch` ahead of the one published again. With at most one
-    /// event per user in flight, a user's later events wait until the earlier one is confirmed.
-    static func oneEventPerUser(_ rows: [OutboxEntry]) -> [OutboxEntry] {
-        var users: Set<String> = []
-        var batch: [OutboxEntry] = []
-        for row in rows {
-            guard users.insert(row.userID).inserted else { break }
-            batch.append(row)
-        }
-        return batch
     }
 
     static func message(for entry: OutboxEntry) -> OutboundMessage {

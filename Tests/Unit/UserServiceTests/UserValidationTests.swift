@@ -109,21 +109,3 @@ struct NewIdentifierTests {
         }
     }
 }
-
-/// The relay publishes at most one event per user in a batch, so a nack of one message in a pipelined batch can
-/// never let the same user's next event reach the queue first.
-struct RelayBatchTests {
-    private func row(_ seq: Int64, _ user: String) -> OutboxEntry {
-        OutboxEntry(
-            seq: seq, eventID: "e\(seq)", eventType: "user_updated", userID: user, body: [], traceparent: nil,
-            createdAt: Date(timeIntervalSince1970: 0))
-    }
-
-    @Test func aBatchEndsBeforeAUsersSecondEvent() {
-        let rows = [row(1, "a"), row(2, "b"), row(3, "c"), row(4, "a"), row(5, "d")]
-        #expect(OutboxRelay.oneEventPerUser(rows).map(\.seq) == [1, 2, 3])
-        #expect(OutboxRelay.oneEventPerUser(Array(rows.dropFirst(3))).map(\.seq) == [4, 5])
-        #expect(OutboxRelay.oneEventPerUser([row(7, "a"), row(8, "a")]).map(\.seq) == [7])
-        #expect(OutboxRelay.oneEventPerUser([]).isEmpty)
-    }
-}
