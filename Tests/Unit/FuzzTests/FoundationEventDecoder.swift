@@ -1,5 +1,6 @@
-import Common
 import Foundation
+
+@testable import Common
 
 /// The event decoder as it was before `UserEvent` read bodies itself: `JSONDecoder` into a dictionary of typed
 /// values, then the same validation. Kept here only, as the reference the differential fuzz test compares with.
@@ -82,7 +83,7 @@ enum FoundationEventDecoder {
             } else if let messageID, !messageID.isEmpty {
                 eventID = messageID
             } else {
-                eventID = bodyHash(body)
+                eventID = BodyHash.identifier(of: body)
             }
             var occurredAt: Date?
             if let text = try optionalString(object, "occurred_at") {
@@ -95,18 +96,6 @@ enum FoundationEventDecoder {
                 kind: kind, userID: userID, name: name, email: email,
                 eventID: eventID, version: version, occurredAt: occurredAt, isVersioned: givenVersion != nil)
         }
-    }
-
-    /// `BodyHash.identifier(of:)`, which is internal to Common: 128-bit FNV-1a as 32 hex digits after `body-`.
-    static func bodyHash(_ body: [UInt8]) -> String {
-        var hash: UInt128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d
-        let prime: UInt128 = (1 << 88) + 0x13b
-        for byte in body {
-            hash ^= UInt128(byte)
-            hash &*= prime
-        }
-        let hex = String(hash, radix: 16)
-        return "body-" + String(repeating: "0", count: 32 - hex.count) + hex
     }
 
     private static func requiredString(_ object: [String: Value], _ key: String) throws(EventDecodingError) -> String {

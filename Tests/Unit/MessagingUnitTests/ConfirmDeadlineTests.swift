@@ -151,21 +151,19 @@ struct ConfirmDeadlineTests {
 
     @Test func anAckBetweenNacksShowsTheChannelWorks() {
         var machine = connectedPublisher(nodes: 3, at: start)
-        _ = machine.commandReceived(publish(1, "a1"))
-        _ = machine.publishSent()
-        #expect(machine.frameRead(.nack(deliveryTag: 1, multiple: false)).summary == ["failPublish(1, nacked)"])
-        _ = machine.timePassed(now: start + .seconds(4))
-        _ = machine.commandReceived(publish(2, "b1"))
-        _ = machine.publishSent()
-        #expect(machine.frameRead(.ack(deliveryTag: 2, multiple: false)).summary == ["completePublish(2)"])
-        _ = machine.timePassed(now: start + .seconds(8))
-        _ = machine.commandReceived(publish(3, "c1"))
-        _ = machine.publishSent()
-        #expect(machine.frameRead(.nack(deliveryTag: 3, multiple: false)).summary == ["failPublish(3, nacked)"])
-        _ = machine.timePassed(now: start + .seconds(12))
-        _ = machine.commandReceived(publish(4, "d1"))
-        _ = machine.publishSent()
-        #expect(machine.frameRead(.nack(deliveryTag: 4, multiple: false)).summary == ["failPublish(4, nacked)"])
+        /// Publishes call `requestID` at `seconds` and settles it as the broker says.
+        func settled(_ requestID: UInt64, at seconds: Int, acked: Bool) -> [String] {
+            _ = machine.timePassed(now: start + .seconds(seconds))
+            _ = machine.commandReceived(publish(requestID, "m\(requestID)"))
+            _ = machine.publishSent()
+            let frame: IncomingFrame =
+                acked ? .ack(deliveryTag: requestID, multiple: false) : .nack(deliveryTag: requestID, multiple: false)
+            return machine.frameRead(frame).summary
+        }
+        #expect(settled(1, at: 0, acked: false) == ["failPublish(1, nacked)"])
+        #expect(settled(2, at: 4, acked: true) == ["completePublish(2)"])
+        #expect(settled(3, at: 8, acked: false) == ["failPublish(3, nacked)"])
+        #expect(settled(4, at: 12, acked: false) == ["failPublish(4, nacked)"])
         #expect(machine.timePassed(now: start + .seconds(12)).summary == [], "nacked for 4 s only")
         #expect(machine.isConnected)
     }
