@@ -108,8 +108,8 @@ let package = Package(
             ]),
 
         test("CommonTests", in: "Unit", dependencies: ["Common", logging]),
-        test("StorageTests", in: "Unit", dependencies: ["Storage", "TestSupport", metrics, metricsTestKit]),
-        test("UserServiceTests", in: "Unit", dependencies: ["UserService", "Common", "Storage", "HTTPServer", "TestSupport", logging, nio("NIOHTTP1")]),
+        test("StorageTests", in: "Unit", dependencies: ["Storage", "TestSupport", logging, metrics, metricsTestKit]),
+        test("UserServiceTests", in: "Unit", dependencies: ["UserService", "Common", "Storage", "Messaging", "HTTPServer", "TestSupport", logging, nio("NIOHTTP1")]),
         test(
             "HTTPServerTests", in: "Unit", dependencies: ["HTTPServer", "TestSupport", nio("NIOEmbedded"), nio("NIOPosix")]),
         test("MessagingUnitTests", in: "Unit", dependencies: ["Messaging"]),

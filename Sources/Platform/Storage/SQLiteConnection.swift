@@ -1,6 +1,14 @@
 import CSQLite
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+    private let closeDescriptor = Glibc.close
+#elseif canImport(Darwin)
+    import Darwin
+    private let closeDescriptor = Darwin.close
+#endif
+
 extension SQLiteConnection {
     /// How a `SQLiteConnection` is opened and configured.
     public struct Options: Sendable {
@@ -87,6 +95,7 @@ public final class SQLiteConnection {
         self.path = path
         var flags = SQLITE_OPEN_NOMUTEX
         flags |= options.readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+        if !options.readOnly { Self.createOwnerOnly(path) }
         var db: OpaquePointer?
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
@@ -116,6 +125,16 @@ public final class SQLiteConnection {
 
     deinit {
         close()
+    }
+
+    /// Creates the file at `path`, readable and writable by its owner only, when it does not exist: SQLite would
+    /// create it 0644 (less the umask), and its `-wal` and `-shm` files take the database file's mode. The users' names
+    /// and emails are nobody else's to read. An existing file keeps its mode; a path that cannot be created is left
+    /// for `sqlite3_open_v2` to report.
+    private static func createOwnerOnly(_ path: String) {
+        guard !path.isEmpty, path != ":memory:", !path.hasPrefix("file:") else { return }
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if descriptor >= 0 { _ = closeDescriptor(descriptor) }
     }
 
     /// Finalizes all cached statements and closes the database; later calls fail with `.closed`. Idempotent.
