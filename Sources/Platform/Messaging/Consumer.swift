@@ -62,6 +62,9 @@ public final class Consumer: Service, Sendable {
     /// Whether the connection is up and consuming.
     public var isConnected: Bool { mailbox.isConnected }
 
+    /// The type of the queue consumed, as configured (a quorum queue counts deliveries in `x-delivery-count`).
+    public var queueType: QueueType { configuration.queueType }
+
     private func settle(_ delivery: Delivery, _ settlement: Settlement) {
         mailbox.post(.role(.settle(deliveryTag: delivery.deliveryTag, generation: delivery.generation, settlement)))
     }

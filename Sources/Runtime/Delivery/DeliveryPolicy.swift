@@ -59,11 +59,15 @@ struct DeliveryPolicy: Sendable {
     let maxAttempts: Int
     /// The wait before each retry, of the handler and of a move.
     let backoff: Backoff
+    /// Whether the broker counts deliveries in `x-delivery-count` (a quorum queue). On a classic queue the header is
+    /// whatever the publisher put there, and is ignored.
+    let brokerCountsDeliveries: Bool
 
-    init(maxAttempts: Int, backoff: Backoff = .retry) {
+    init(maxAttempts: Int, backoff: Backoff = .retry, brokerCountsDeliveries: Bool = false) {
         precondition(maxAttempts > 0, "maxAttempts must be at least 1")
         self.maxAttempts = maxAttempts
         self.backoff = backoff
+        self.brokerCountsDeliveries = brokerCountsDeliveries
     }
 
     /// What to do with a delivery as it arrives, before any handling.
@@ -80,8 +84,10 @@ struct DeliveryPolicy: Sendable {
 
     /// Where a delivery's attempt count comes from, so that it survives restarts and holds across instances:
     ///
-    /// - On a quorum queue the broker counts returns in `x-delivery-count`: that is the prior attempts.
-    /// - On a classic queue (the default) the broker only says `redelivered`. A redelivery counts one attempt more than
+    /// - On a quorum queue the broker counts returns in `x-delivery-count` of a redelivery: that is the prior attempts.
+    ///   A first delivery has none, whatever such a header the publisher sent.
+    /// - On a classic queue (the default) the broker only says `redelivered`, and `x-delivery-count` is the publisher's
+    ///   (it could switch the count off by sending 0): it is not read. A redelivery counts one attempt more than
     ///   the `x-attempts` it carries, and is republished with that count (``Arrival/recount(attempts:)``), so the
     ///   count is in the message wherever and whenever it is delivered next. A first delivery carries its count as
     ///   it is (none: 0).
@@ -91,7 +97,7 @@ struct DeliveryPolicy: Sendable {
     /// shutdown (not a crash) counts too, and the republished copy goes to the back of the queue. A message has to be
     /// caught unsettled `maxAttempts` times before it is set aside.
     func arrival(redelivered: Bool, headers: [String: String]) -> Arrival {
-        if let returns = headers[HeaderName.deliveryCount].flatMap(Self.count) {
+        if brokerCountsDeliveries, redelivered, let returns = headers[HeaderName.deliveryCount].flatMap(Self.count) {
             guard returns < maxAttempts else { return .deadLetter(Self.unsettled(returns), code: "max_attempts") }
             return .handle(priorAttempts: returns)
         }
@@ -143,9 +149,13 @@ struct DeliveryPolicy: Sendable {
         backoff.delay(attempt: attempt)
     }
 
-    /// A count from a header: a non-negative integer, else nil (a header someone else set is not trusted further).
-    private static func count(_ text: String) -> Int? {
-        Int(text.trimmingCharacters(in: .whitespaces)).flatMap { $0 >= 0 ? min($0, 1_000_000) : nil }
+    /// A count from a header: a non-negative integer (one too large for `Int` counts as the largest), else nil (a
+    /// header someone else set is not trusted further).
+    static func count(_ text: String) -> Int? {
+        let digits = text.trimmingCharacters(in: .whitespaces)
+        guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+        else { return nil }
+        return min(Int(digits) ?? Int.max, 1_000_000)
     }
 
     private static func unsettled(_ attempts: Int) -> DeadLetter {

@@ -98,6 +98,7 @@ struct DeliveryPolicyTests {
     }
 
     @Test func onAQuorumQueueTheBrokersDeliveryCountIsTheCount() {
+        let policy = DeliveryPolicy(maxAttempts: 3, brokerCountsDeliveries: true)
         #expect(policy.arrival(redelivered: true, headers: ["x-delivery-count": "1"]) == .handle(priorAttempts: 1))
         #expect(policy.arrival(redelivered: false, headers: ["x-delivery-count": "0"]) == .handle(priorAttempts: 0))
         // The broker's count wins over a carried one: nothing is republished on a quorum queue.
@@ -109,6 +110,31 @@ struct DeliveryPolicyTests {
         } else {
             Issue.record("x-delivery-count at the bound was not dead-lettered")
         }
+    }
+
+    @Test func onAQuorumQueueAFirstDeliveryHasNoPriorAttemptsWhateverItsPublisherSays() {
+        let policy = DeliveryPolicy(maxAttempts: 3, brokerCountsDeliveries: true)
+        #expect(policy.arrival(redelivered: false, headers: ["x-delivery-count": "7"]) == .handle(priorAttempts: 0))
+    }
+
+    @Test func onAClassicQueueAPublishersDeliveryCountDecidesNothing() {
+        // A publisher's `x-delivery-count: 0` must not switch the crash-proof count off: the redelivery still counts.
+        #expect(policy.arrival(redelivered: true, headers: ["x-delivery-count": "0"]) == .recount(attempts: 1))
+        #expect(
+            policy.arrival(redelivered: true, headers: ["x-delivery-count": "0", "x-attempts": "1"])
+                == .recount(attempts: 2))
+        // Nor can it make a first delivery look spent.
+        #expect(policy.arrival(redelivered: false, headers: ["x-delivery-count": "99"]) == .handle(priorAttempts: 0))
+    }
+
+    @Test func aCountTooLargeForAnIntegerIsTheLargestNotNone() {
+        // Read as "no count", a huge x-attempts would reset the bound.
+        let huge = "99999999999999999999999"
+        if case .deadLetter = policy.arrival(redelivered: true, headers: ["x-attempts": huge]) {} else {
+            Issue.record("a count beyond Int was read as no count")
+        }
+        #expect(DeliveryPolicy.count(" 3 ") == 3)
+        for garbage in ["", "-1", "+1", "1e3", "0x10", "٣"] { #expect(DeliveryPolicy.count(garbage) == nil, "\(garbage)") }
     }
 
     @Test func aFaultOfADependencyIsHeldNotCounted() {
