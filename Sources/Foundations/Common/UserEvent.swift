@@ -71,7 +71,7 @@ extension UserEvent {
     /// Unknown extra fields are ignored; a known field given twice is an error.
     public static func decode(body: [UInt8], messageID: String? = nil) throws(EventDecodingError) -> UserEvent {
         let fields = try EventFields.scan(body)
-        let type = try fields.requiredString(.event)
+        let type = try fields.eventType()
         guard let kind = Kind(rawValue: type) else {
             throw EventDecodingError(field: "event", reason: "unknown event type '\(type)'")
         }
@@ -80,7 +80,7 @@ extension UserEvent {
 
     /// The `event` field of a body, without validating the rest: what a router needs to pick a route.
     public static func eventType(of body: [UInt8]) throws(EventDecodingError) -> String {
-        try EventFields.scan(body).requiredString(.event)
+        try EventFields.scan(body).eventType()
     }
 
     /// A body read once for routing: its `event` type and, when that type is one of ``Kind``, the validated event.
@@ -96,7 +96,7 @@ extension UserEvent {
     /// Throws what ``eventType(of:)`` throws, and for a known type what ``decode(body:messageID:)`` throws.
     public static func envelope(of body: [UInt8], messageID: String? = nil) throws(EventDecodingError) -> Envelope {
         let fields = try EventFields.scan(body)
-        let type = try fields.requiredString(.event)
+        let type = try fields.eventType()
         guard let kind = Kind(rawValue: type) else { return Envelope(type: type, event: nil) }
         return Envelope(type: type, event: try event(kind, fields, body: body, messageID: messageID))
     }
@@ -106,14 +106,14 @@ extension UserEvent {
         _ kind: Kind, _ fields: EventFields, body: [UInt8], messageID: String?
     ) throws(EventDecodingError) -> UserEvent {
         let userID = try fields.requiredString(.userID)
-        guard !userID.isEmpty, userID.utf8.count <= 128 else {
-            throw EventDecodingError(field: "user_id", reason: "must be 1 to 128 bytes")
+        guard !userID.isEmpty, userID.utf8.count <= EventLimits.userIDBytes else {
+            throw EventDecodingError(field: "user_id", reason: "must be 1 to \(EventLimits.userIDBytes) bytes")
         }
         var name: String?
         var email: String?
         if kind != .deleted {
-            name = try fields.requiredString(.name)
-            email = try fields.requiredString(.email)
+            name = try fields.requiredString(.name, maxBytes: EventLimits.nameBytes)
+            email = try fields.requiredString(.email, maxBytes: EventLimits.emailBytes)
         }
         let givenVersion = try fields.optionalInteger(.version)
         let version = givenVersion ?? 1
@@ -121,9 +121,9 @@ extension UserEvent {
             throw EventDecodingError(field: "version", reason: "must be at least 1")
         }
         let eventID: String
-        if let id = try fields.optionalString(.eventID), !id.isEmpty {
+        if let id = try fields.optionalString(.eventID, maxBytes: EventLimits.eventIDBytes), !id.isEmpty {
             eventID = id
-        } else if let messageID, !messageID.isEmpty {
+        } else if let messageID, !messageID.isEmpty, messageID.utf8.count <= EventLimits.eventIDBytes {
             eventID = messageID
         } else {
             eventID = BodyHash.identifier(of: body)
@@ -170,22 +170,27 @@ extension EventFields {
         }
     }
 
-    fileprivate func requiredString(_ field: Field) throws(EventDecodingError) -> String {
-        guard let value = try value(field) else {
+    fileprivate func requiredString(_ field: Field, maxBytes: Int = .max) throws(EventDecodingError) -> String {
+        guard let string = try optionalString(field, maxBytes: maxBytes) else {
             throw EventDecodingError(field: field.key, reason: "field required")
-        }
-        guard case .string(let string) = value else {
-            throw EventDecodingError(field: field.key, reason: "must be a string")
         }
         return string
     }
 
-    fileprivate func optionalString(_ field: Field) throws(EventDecodingError) -> String? {
+    fileprivate func optionalString(_ field: Field, maxBytes: Int = .max) throws(EventDecodingError) -> String? {
         guard let value = try value(field) else { return nil }
         guard case .string(let string) = value else {
             throw EventDecodingError(field: field.key, reason: "must be a string")
         }
+        guard string.utf8.count <= maxBytes else {
+            throw EventDecodingError(field: field.key, reason: "must be at most \(maxBytes) bytes (UTF-8)")
+        }
         return string
+    }
+
+    /// The `event` field: a string of at most ``EventLimits/eventTypeBytes``.
+    fileprivate func eventType() throws(EventDecodingError) -> String {
+        try requiredString(.event, maxBytes: EventLimits.eventTypeBytes)
     }
 
     fileprivate func optionalInteger(_ field: Field) throws(EventDecodingError) -> Int64? {

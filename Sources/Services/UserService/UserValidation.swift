@@ -1,3 +1,4 @@
+import Common
 import HTTPServer
 import NIOHTTP1
 
@@ -10,13 +11,13 @@ enum UserValidation {
     /// Characters (as a reader counts them) in a name.
     static let nameMaxCharacters = 100
     /// UTF-8 bytes in a name: room for 100 characters of any script, not for stacked combining marks.
-    static let nameMaxBytes = 400
+    static let nameMaxBytes = EventLimits.nameBytes
     /// UTF-8 bytes in an email address (RFC 5321's path limit); the local part at most 64.
-    static let emailMaxBytes = 254
+    static let emailMaxBytes = EventLimits.emailBytes
     /// UTF-8 bytes in an `Idempotency-Key`.
     static let idempotencyKeyMaxBytes = 255
     /// UTF-8 bytes in a user id in a path (ids are UUIDs, 36 bytes).
-    static let idMaxBytes = 64
+    static let idMaxBytes = EventLimits.userIDBytes
     /// UTF-8 bytes in a list cursor (`after`).
     static let cursorMaxBytes = 64
 

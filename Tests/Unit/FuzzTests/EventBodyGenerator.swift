@@ -92,9 +92,9 @@ struct EventBodyGenerator {
             switch random.int(0...5) {
             case 0: return Self.string("")
             case 1:
-                let count = random.pick([127, 128, 129, 300, 70_000])
+                let count = random.pick([63, 64, 65, 128, 300, 70_000])
                 return count == 70_000 ? Self.hugeID : Self.string(String(repeating: "a", count: count))
-            case 2: return Self.string(String(repeating: "€", count: random.pick([42, 43, 100])))  // 3 bytes each
+            case 2: return Self.string(String(repeating: "€", count: random.pick([21, 22, 100])))  // 3 bytes each
             case 3: return Self.randomString(&random)
             default: return Self.string(Self.uuid(&random))
             }
@@ -102,7 +102,7 @@ struct EventBodyGenerator {
             switch random.int(0...5) {
             case 0: return Self.string("")
             case 1:
-                let count = random.pick([10, 1000, 1000, 30_000])
+                let count = random.pick([10, 199, 200, 1000, 30_000])  // 399 and 401 bytes around the limit
                 return count == 30_000 ? Self.hugeCluster : Self.string("a" + String(repeating: "\u{301}", count: count))
             case 2: return Self.randomString(&random)
             case 3: return random.chance(0.1) ? Self.hugeName : Self.randomString(&random)

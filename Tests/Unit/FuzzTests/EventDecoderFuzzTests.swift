@@ -81,8 +81,9 @@ struct EventDecoderFuzzTests {
         ) { kind, userID, name, eventID, version, noise in
             var random = FuzzRandom(seed: noise)
             var userID = userID.isEmpty ? "u" : userID
-            while userID.utf8.count > 128 { userID.unicodeScalars.removeLast() }
-            let eventID = eventID.isEmpty ? "e" : eventID
+            while userID.utf8.count > EventLimits.userIDBytes { userID.unicodeScalars.removeLast() }
+            var eventID = eventID.isEmpty ? "e" : eventID
+            while eventID.utf8.count > EventLimits.eventIDBytes { eventID.unicodeScalars.removeLast() }
             let stamp = EventBodyGenerator.timestamp(&random, fractionDigits: 3)
             let event = UserEvent(
                 kind: kind, userID: userID, name: kind == .deleted ? nil : name,
@@ -124,12 +125,17 @@ struct EventDecoderFuzzTests {
             let typeMatches = (try? typeResult.get()) == event.kind.rawValue
             #expect(typeMatches, "eventType(of:) and decode disagree; \(fuzzCase)")
             let userIDBytes = event.userID.utf8.count
-            #expect((1...128).contains(userIDBytes), "\(fuzzCase)")
+            #expect((1...EventLimits.userIDBytes).contains(userIDBytes), "\(fuzzCase)")
+            #expect((event.name?.utf8.count ?? 0) <= EventLimits.nameBytes, "\(fuzzCase)")
+            #expect((event.email?.utf8.count ?? 0) <= EventLimits.emailBytes, "\(fuzzCase)")
+            #expect(event.eventID.utf8.count <= EventLimits.eventIDBytes || event.eventID.hasPrefix("body-"), "\(fuzzCase)")
             #expect(event.version >= 1, "\(fuzzCase)")
             #expect((event.kind == .deleted) == (event.name == nil && event.email == nil), "\(fuzzCase)")
             let hasEventID = !event.eventID.isEmpty
             #expect(hasEventID, "\(fuzzCase)")
-            if let messageID, !messageID.isEmpty, event.eventID.hasPrefix("body-") {
+            if let messageID, !messageID.isEmpty, messageID.utf8.count <= EventLimits.eventIDBytes,
+                event.eventID.hasPrefix("body-")
+            {
                 Issue.record("the body hash was used although a message id was given; \(fuzzCase)")
             }
             Self.checkRoundTrip(event, fuzzCase)
@@ -176,7 +182,7 @@ struct EventDecoderFuzzTests {
         let kind = random.pick(UserEvent.Kind.allCases)
         let stamp = EventBodyGenerator.timestamp(&random, fractionDigits: 3)
         return UserEvent(
-            kind: kind, userID: random.chance(0.1) ? String(repeating: "u", count: 128) : EventBodyGenerator.uuid(&random),
+            kind: kind, userID: random.chance(0.1) ? String(repeating: "u", count: EventLimits.userIDBytes) : EventBodyGenerator.uuid(&random),
             name: kind == .deleted ? nil : random.pick(["Alice", "Zoë", "李小龍", "a\"b\\c\u{1}"]),
             email: kind == .deleted ? nil : "alice@example.com", eventID: EventBodyGenerator.uuid(&random),
             version: Int64(random.int(1...1_000_000)), occurredAt: random.chance(0.9) ? Timestamp.parse(stamp) : nil)

@@ -60,27 +60,27 @@ enum FoundationEventDecoder {
     static func decode(body: [UInt8], messageID: String?) -> Result<UserEvent, EventDecodingError> {
         Result { () throws(EventDecodingError) in
             let object = try fields(body).get()
-            let type = try requiredString(object, "event")
+            let type = try requiredString(object, "event", maxBytes: EventLimits.eventTypeBytes)
             guard let kind = UserEvent.Kind(rawValue: type) else {
                 throw EventDecodingError(field: "event", reason: "unknown event type '\(type)'")
             }
             let userID = try requiredString(object, "user_id")
-            guard !userID.isEmpty, userID.utf8.count <= 128 else {
-                throw EventDecodingError(field: "user_id", reason: "must be 1 to 128 bytes")
+            guard !userID.isEmpty, userID.utf8.count <= EventLimits.userIDBytes else {
+                throw EventDecodingError(field: "user_id", reason: "must be 1 to \(EventLimits.userIDBytes) bytes")
             }
             var name: String?
             var email: String?
             if kind != .deleted {
-                name = try requiredString(object, "name")
-                email = try requiredString(object, "email")
+                name = try requiredString(object, "name", maxBytes: EventLimits.nameBytes)
+                email = try requiredString(object, "email", maxBytes: EventLimits.emailBytes)
             }
             let givenVersion = try optionalInteger(object, "version")
             let version = givenVersion ?? 1
             guard version >= 1 else { throw EventDecodingError(field: "version", reason: "must be at least 1") }
             let eventID: String
-            if let id = try optionalString(object, "event_id"), !id.isEmpty {
+            if let id = try optionalString(object, "event_id", maxBytes: EventLimits.eventIDBytes), !id.isEmpty {
                 eventID = id
-            } else if let messageID, !messageID.isEmpty {
+            } else if let messageID, !messageID.isEmpty, messageID.utf8.count <= EventLimits.eventIDBytes {
                 eventID = messageID
             } else {
                 eventID = BodyHash.identifier(of: body)
@@ -98,18 +98,24 @@ enum FoundationEventDecoder {
         }
     }
 
-    private static func requiredString(_ object: [String: Value], _ key: String) throws(EventDecodingError) -> String {
+    private static func requiredString(
+        _ object: [String: Value], _ key: String, maxBytes: Int = .max
+    ) throws(EventDecodingError) -> String {
         guard let value = object[key], value != .null else {
             throw EventDecodingError(field: key, reason: "field required")
         }
         guard case .string(let string) = value else { throw EventDecodingError(field: key, reason: "must be a string") }
+        guard string.utf8.count <= maxBytes else {
+            throw EventDecodingError(field: key, reason: "must be at most \(maxBytes) bytes (UTF-8)")
+        }
         return string
     }
 
-    private static func optionalString(_ object: [String: Value], _ key: String) throws(EventDecodingError) -> String? {
-        guard let value = object[key], value != .null else { return nil }
-        guard case .string(let string) = value else { throw EventDecodingError(field: key, reason: "must be a string") }
-        return string
+    private static func optionalString(
+        _ object: [String: Value], _ key: String, maxBytes: Int = .max
+    ) throws(EventDecodingError) -> String? {
+        guard object[key] != nil, object[key] != .null else { return nil }
+        return try requiredString(object, key, maxBytes: maxBytes)
     }
 
     private static func optionalInteger(_ object: [String: Value], _ key: String) throws(EventDecodingError) -> Int64? {
