@@ -28,4 +28,6 @@ public enum HeaderName {
     public static let deliveryCount = "x-delivery-count"
     /// W3C trace context.
     public static let traceparent = "traceparent"
+    /// W3C trace context: vendor-specific trace state, carried beside `traceparent`.
+    public static let tracestate = "tracestate"
 }

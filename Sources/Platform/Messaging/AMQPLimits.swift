@@ -125,7 +125,8 @@ extension MessageProperties {
 
 extension OutboundMessage {
     /// What of this message AMQP cannot carry in a frame of `frameMax` bytes, in words; `nil` if it can be sent.
-    func amqpProblem(frameMax: Int) -> String? {
+    /// A publish of such a message fails with ``MessagingError/Code/unencodable`` however often it is tried.
+    public func amqpProblem(frameMax: Int) -> String? {
         if queue.utf8.count > AMQPLimits.shortStringBytes {
             return "routing key (queue name) is \(queue.utf8.count) bytes (at most \(AMQPLimits.shortStringBytes))"
         }

@@ -8,8 +8,9 @@ public struct MessageProperties: Sendable, Equatable {
     public var messageID: String?
     /// Message type name (the event name).
     public var type: String?
-    /// AMQP timestamp; the wire format carries whole seconds, so sub-second parts are dropped.
-    public var timestamp: Date?
+    /// AMQP timestamp: seconds since 1970 as the wire carries them (any 64-bit value a publisher sent, kept as is so
+    /// that a republish sends it back unchanged). ``timestamp(for:)`` makes one from a date.
+    public var timestamp: UInt64?
     /// Name of the publishing application.
     public var appID: String?
     /// `delivery_mode` 2 (persistent) when `true`, 1 (transient) when `false`.
@@ -22,7 +23,7 @@ public struct MessageProperties: Sendable, Equatable {
         contentType: String? = "application/json",
         messageID: String? = nil,
         type: String? = nil,
-        timestamp: Date? = nil,
+        timestamp: UInt64? = nil,
         appID: String? = nil,
         persistent: Bool = true,
         headers: [String: String] = [:]
@@ -34,6 +35,15 @@ public struct MessageProperties: Sendable, Equatable {
         self.appID = appID
         self.persistent = persistent
         self.headers = headers
+    }
+
+    /// The AMQP timestamp of `date`: whole seconds since 1970, clamped to what the field holds (a date before 1970
+    /// is 0; one beyond the 64-bit range, or not finite, is the largest value).
+    public static func timestamp(for date: Date) -> UInt64 {
+        let seconds = date.timeIntervalSince1970.rounded(.down)
+        guard seconds.isFinite else { return seconds < 0 ? 0 : .max }
+        if seconds <= 0 { return 0 }
+        return seconds >= 18_446_744_073_709_551_615.0 ? .max : UInt64(seconds)
     }
 }
 

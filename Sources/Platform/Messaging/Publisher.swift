@@ -76,6 +76,10 @@ public final class Publisher: Service, Sendable {
     /// Whether the connection is up and ready to publish.
     public var isConnected: Bool { mailbox.isConnected }
 
+    /// The frame size the broker agreed to on the current connection (``AMQPLimits/frameMax`` until the first one):
+    /// what a message's properties must fit in (``MessageProperties/fittedToAMQP(frameMax:keeping:)``).
+    public var frameMax: Int { mailbox.frameMax }
+
     /// Whether the broker blocks the connection (`connection.blocked`: a memory or disk alarm). Publishes wait
     /// meanwhile, and are sent once the broker unblocks it.
     public var isBlocked: Bool { mailbox.isBlocked }

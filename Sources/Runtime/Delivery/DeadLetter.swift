@@ -31,10 +31,12 @@ public struct DeadLetter: Sendable, Equatable {
     public static let maxReasonBytes = 1_024
 
     /// `properties` with the headers of this move out of `queue` at `date`; every other property and header is kept
-    /// as long as AMQP can carry it. What it cannot (a short string over 255 bytes, headers beyond the frame size) is
-    /// dropped and named in `x-error`, which is cut to ``maxReasonBytes``, so the move itself never fails to encode.
+    /// as long as AMQP can carry it in a frame of `frameMax` bytes (the size agreed with the broker: the publisher's
+    /// `frameMax`). What it cannot (a short string over 255 bytes, headers beyond the frame size) is dropped and named
+    /// in `x-error`, which is cut to ``maxReasonBytes``, so the move itself never fails to encode.
     public func marking(
-        _ properties: MessageProperties, movedFrom queue: String, at date: Date = Date()
+        _ properties: MessageProperties, movedFrom queue: String, at date: Date = Date(),
+        frameMax: Int = AMQPLimits.frameMax
     ) -> MessageProperties {
         var properties = properties
         properties.headers[HeaderName.error] = AMQPLimits.truncating(reason, toBytes: Self.maxReasonBytes)
@@ -43,7 +45,7 @@ public struct DeadLetter: Sendable, Equatable {
         if let attempts { properties.headers[HeaderName.attempts] = String(attempts) }
         // Room is kept for `x-error` to grow by the note on what was dropped.
         let fitting = properties.fittedToAMQP(
-            frameMax: AMQPLimits.frameMax - Self.maxReasonBytes, keeping: Set(Self.headerNames))
+            frameMax: max(AMQPLimits.minimumFrameSize, frameMax) - Self.maxReasonBytes, keeping: Set(Self.headerNames))
         var fitted = fitting.properties
         // The source queue's count, not the dead-letter queue's.
         fitted.headers[HeaderName.deliveryCount] = nil

@@ -51,7 +51,8 @@ public final class DeliveryLoop: Service, Sendable {
     ) {
         self.init(
             queue: queue, source: consumer, publisher: publisher, concurrency: concurrency,
-            policy: DeliveryPolicy(maxAttempts: maxAttempts), maxBatch: maxBatch, logger: logger, handler: handler,
+            policy: DeliveryPolicy(maxAttempts: maxAttempts, brokerCountsDeliveries: consumer.queueType == .quorum),
+            maxBatch: maxBatch, logger: logger, handler: handler,
             batchHandler: batchHandler)
     }
 
@@ -149,10 +150,19 @@ public final class DeliveryLoop: Service, Sendable {
         case .recount(let attempts):
             var properties = delivery.properties
             properties.headers[HeaderName.attempts] = String(attempts)
-            await relocate(delivery, OutboundMessage(queue: queue, body: delivery.body, properties: properties)) {
-                logger.warning(
-                    "message redelivered unsettled, requeued with its attempt count",
-                    metadata: metadata(delivery).merging(["attempts": "\(attempts)"]) { $1 })
+            // Received properties may no longer fit once re-encoded (a float rendered as a longer string, invalid
+            // UTF-8 repaired into three bytes a byte): fit them, and say what was dropped.
+            let fitting = properties.fittedToAMQP(frameMax: publisher.frameMax, keeping: [HeaderName.attempts])
+            let copy = OutboundMessage(queue: queue, body: delivery.body, properties: fitting.properties)
+            let moved = await relocate(delivery, copy) {
+                var details = metadata(delivery).merging(["attempts": "\(attempts)"]) { $1 }
+                if !fitting.dropped.isEmpty { details["dropped"] = .untrusted(fitting.dropped.joined(separator: ", ")) }
+                logger.warning("message redelivered unsettled, requeued with its attempt count", metadata: details)
+            }
+            if case .unencodable(let error) = moved {
+                // Retrying cannot make it fit: set it aside instead of holding it for ever.
+                let letter = DeadLetter(reason: "could not be requeued with its attempt count: \(error)", attempts: attempts)
+                await moveToDeadLetter(delivery, letter, code: "unencodable")
             }
             return
         case .deadLetter(let letter, let code):
@@ -237,21 +247,40 @@ public final class DeliveryLoop: Service, Sendable {
 
     private func moveToDeadLetter(_ delivery: Delivery, _ letter: DeadLetter, code: String) async {
         let deadQueue = QueueName.deadLetter(for: queue)
-        let message = OutboundMessage(
-            queue: deadQueue, body: delivery.body, properties: letter.marking(delivery.properties, movedFrom: queue))
-        await relocate(delivery, message) {
-            metrics.deadLettered.labelled(code).increment()
+        // Fitted to the frame size agreed now; should the broker agree to less by the time it is sent (a reconnect
+        // to another node), to the least a broker may agree to.
+        for frameMax in [publisher.frameMax, AMQPLimits.minimumFrameSize] {
+            let properties = letter.marking(delivery.properties, movedFrom: queue, frameMax: frameMax)
+            let message = OutboundMessage(queue: deadQueue, body: delivery.body, properties: properties)
+            let moved = await relocate(delivery, message) {
+                metrics.deadLettered.labelled(code).increment()
+                logger.error(
+                    "message moved to dead-letter queue",
+                    metadata: metadata(delivery).merging([
+                        "queue": "\(deadQueue)", "reason": .untrusted(letter.reason), "code": "\(code)",
+                    ]) { $1 })
+            }
+            guard case .unencodable(let error) = moved else { return }
             logger.error(
-                "message moved to dead-letter queue",
-                metadata: metadata(delivery).merging([
-                    "queue": "\(deadQueue)", "reason": .untrusted(letter.reason), "code": "\(code)",
-                ]) { $1 })
+                "dead-letter copy cannot be encoded", metadata: metadata(delivery).merging(["error": "\(error)"]) { $1 })
         }
+        // Only a body over the broker's own limit gets here, and the broker never delivers one: left unacked.
+    }
+
+    /// How a ``relocate(_:_:done:)`` ended.
+    private enum Relocation {
+        /// The copy was confirmed and the delivery acked.
+        case moved
+        /// The loop is stopping: the delivery stays unacked, and the broker delivers it again later.
+        case stopped
+        /// The copy cannot be encoded (``MessagingError/Code/unencodable``): publishing it again cannot succeed.
+        case unencodable(MessagingError)
     }
 
     /// Publishes `message` (a copy of `delivery`) with confirm, then acks `delivery`; retried with backoff until the
-    /// broker confirms. A destination that has disappeared (the publish came back unroutable) is declared again.
-    private func relocate(_ delivery: Delivery, _ message: OutboundMessage, done: () -> Void) async {
+    /// broker confirms, unless the copy cannot be encoded. A destination that has disappeared (the publish came back
+    /// unroutable) is declared again.
+    private func relocate(_ delivery: Delivery, _ message: OutboundMessage, done: () -> Void) async -> Relocation {
         var attempt = 0
         while true {
             attempt += 1
@@ -259,14 +288,16 @@ public final class DeliveryLoop: Service, Sendable {
                 try await publisher.publish([message])
                 settle([delivery])
                 done()
-                return
+                return .moved
+            } catch let error as MessagingError where error.code == .unencodable {
+                return .unencodable(error)
             } catch {
                 logger.warning("could not publish to \(message.queue), will retry", metadata: ["error": "\(error)"])
                 if let error = error as? MessagingError, error.code == .unroutable {
                     try? await publisher.declare([message.queue])
                 }
                 // Not acked: if this task ends here, the broker redelivers the message later.
-                guard (try? await Task.sleep(for: policy.moveRetryDelay(attempt: attempt))) != nil else { return }
+                guard (try? await Task.sleep(for: policy.moveRetryDelay(attempt: attempt))) != nil else { return .stopped }
             }
         }
     }

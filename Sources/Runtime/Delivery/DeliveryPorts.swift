@@ -15,6 +15,8 @@ protocol ConfirmedPublisher: Sendable {
     func publish(_ messages: [OutboundMessage]) async throws
     /// Declares queues (durable, no arguments), now and on every reconnect.
     func declare(_ queues: [String]) async throws
+    /// The frame size agreed with the broker: what a republished message's properties are fitted to.
+    var frameMax: Int { get }
 }
 
 extension Consumer: DeliverySource {}

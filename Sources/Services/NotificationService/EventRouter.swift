@@ -65,13 +65,20 @@ struct EventRouter: Sendable {
         if properties.contentType == nil { properties.contentType = "application/json" }
         if let trace = properties.headers[HeaderName.traceparent] { metadata["traceparent"] = .untrusted(trace) }
         metadata["event"] = .untrusted(eventType)
+        // What was received may not fit once re-encoded (a float rendered as a longer string, invalid UTF-8 repaired
+        // into three bytes a byte): the copies carry what fits the frame agreed with the broker, and the log says what
+        // was left out.
+        let fitting = properties.fittedToAMQP(
+            frameMax: publisher.frameMax, keeping: [HeaderName.traceparent, HeaderName.tracestate])
+        properties = fitting.properties
+        if !fitting.dropped.isEmpty { metadata["dropped"] = .untrusted(fitting.dropped.joined(separator: ", ")) }
 
         let destinations = table.value.destinations(for: eventType)
         guard !destinations.isEmpty else {
             let letter = DeadLetter(reason: "no route for event type '\(eventType)'")
             let message = OutboundMessage(
                 queue: QueueName.unrouted, body: delivery.body,
-                properties: letter.marking(properties, movedFrom: sourceQueue))
+                properties: letter.marking(properties, movedFrom: sourceQueue, frameMax: publisher.frameMax))
             return Route(messages: [message], isUnrouted: true, metadata: metadata)
         }
         metadata["destinations"] = "\(destinations.joined(separator: ","))"
@@ -88,7 +95,11 @@ struct EventRouter: Sendable {
             return
         }
         for message in route.messages { metrics.forwarded.labelled(message.queue).increment() }
-        logger.debug("event forwarded", metadata: route.metadata)
+        if route.metadata["dropped"] != nil {
+            logger.warning("event forwarded without what AMQP cannot carry of its properties", metadata: route.metadata)
+        } else {
+            logger.debug("event forwarded", metadata: route.metadata)
+        }
     }
 }
 

@@ -100,6 +100,10 @@ enum DeadLetterRequeue {
                     // The dead-letter queue's count of returns to this tool: on a quorum destination the broker
                     // would pass it on as is, and the consumer would count it as failed attempts.
                     properties.headers[HeaderName.deliveryCount] = nil
+                    // Received properties may not fit once re-encoded: send what fits the agreed frame.
+                    properties = properties.fittedToAMQP(
+                        frameMax: publisher.frameMax, keeping: [HeaderName.traceparent, HeaderName.tracestate]
+                    ).properties
                     if let originalQueue, originalQueue != destination { report.namedAnotherQueue += 1 }
                     try await publisher.publish([
                         OutboundMessage(queue: destination, body: delivery.body, properties: properties)

@@ -13,7 +13,7 @@ struct MessagingTests {
         let queue = uniqueQueueName("roundtrip")
         let publisher = Publisher(configuration: try configuration(broker, "pub"), declaring: [queue], logger: logger)
         let consumer = Consumer(configuration: try configuration(broker, "con"), queue: queue, logger: logger)
-        let timestamp = Date(timeIntervalSince1970: 1_790_000_000)
+        let timestamp: UInt64 = 1_790_000_000
 
         func message(_ index: Int) -> OutboundMessage {
             OutboundMessage(

@@ -36,17 +36,19 @@ struct DeliveryLoopTests {
     /// Runs a loop over `deliveries` until every one was handled; returns the journal and the metrics it recorded.
     private func run(
         _ deliveries: [Delivery], maxAttempts: Int = 5, publishFailures: Int = 0,
-        publishRefusal: any Error = ScriptedPublisher.Refused(), concurrency: Int = 4,
-        handler: @escaping DeliveryLoop.Handler
+        publishRefusal: any Error = ScriptedPublisher.Refused(), concurrency: Int = 4, quorum: Bool = false,
+        frameMax: Int = AMQPLimits.frameMax, handler: @escaping DeliveryLoop.Handler
     ) async throws -> (Journal, TestMetrics) {
         let journal = Journal()
         let metrics = TestMetrics()
         let loop = withMetricsFactory(metrics) {
             DeliveryLoop(
                 queue: queue, source: ScriptedSource(journal, deliveries: deliveries),
-                publisher: ScriptedPublisher(journal, failures: publishFailures, refusal: publishRefusal),
+                publisher: ScriptedPublisher(
+                    journal, failures: publishFailures, refusal: publishRefusal, frameMax: frameMax),
                 concurrency: concurrency,
-                policy: DeliveryPolicy(maxAttempts: maxAttempts), logger: quietLogger, handler: handler)
+                policy: DeliveryPolicy(maxAttempts: maxAttempts, brokerCountsDeliveries: quorum), logger: quietLogger,
+                handler: handler)
         }
         try await loop.run()
         return (journal, metrics)
@@ -190,7 +192,7 @@ struct DeliveryLoopTests {
     @Test func onAQuorumQueueTheBrokersCountIsUsedAndNotCarriedToTheDeadLetter() async throws {
         let calls = Calls()
         let (journal, _) = try await run(
-            [delivery(id: "q", headers: ["x-delivery-count": "2"], redelivered: true)], maxAttempts: 3
+            [delivery(id: "q", headers: ["x-delivery-count": "2"], redelivered: true)], maxAttempts: 3, quorum: true
         ) {
             _ = calls.count($0)
             throw Failure()
@@ -199,6 +201,53 @@ struct DeliveryLoopTests {
         let headers = try #require(journal.published.first).properties.headers
         #expect(headers["x-attempts"] == "3")
         #expect(headers["x-delivery-count"] == nil)
+    }
+
+    @Test func onAClassicQueueAPublishersDeliveryCountIsIgnored() async throws {
+        let calls = Calls()
+        let (journal, _) = try await run(
+            [delivery(id: "p", headers: ["x-delivery-count": "0"], redelivered: true)], maxAttempts: 3
+        ) { _ = calls.count($0) }
+        #expect(calls.of("p") == 0, "the redelivery is counted and requeued, not handled as a first attempt")
+        #expect(journal.published.first?.properties.headers["x-attempts"] == "1")
+    }
+
+    // MARK: Republishing what was received
+
+    /// Received headers larger, re-encoded, than the agreed frame: a float rendered as a longer string, or invalid
+    /// UTF-8 repaired into three bytes a byte.
+    private static let grownHeaders = ["x-grown": String(repeating: "\u{FFFD}", count: 1_500), "traceparent": "t"]
+
+    @Test(.timeLimit(.minutes(1)))
+    func aRecountIsFittedToTheAgreedFrameSize() async throws {
+        let original = delivery(id: "g", headers: Self.grownHeaders, redelivered: true)
+        let (journal, _) = try await run([original], frameMax: 4_096) { _ in }
+        #expect(journal.all == [.published(queue: queue), .acked("g")])
+        let headers = try #require(journal.published.first).properties.headers
+        #expect(headers == ["traceparent": "t", "x-attempts": "1"], "the header that no longer fits is dropped")
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aRecountThatCannotBeEncodedIsDeadLetteredNotRetried() async throws {
+        let (journal, metrics) = try await run(
+            [delivery(id: "n", redelivered: true)], publishFailures: 1,
+            publishRefusal: MessagingError(.unencodable, "cannot publish")
+        ) { _ in }
+        #expect(journal.all == [.publishFailed, .published(queue: "queue_test.dead"), .acked("n")])
+        let headers = try #require(journal.published.first).properties.headers
+        #expect(headers["x-error"]?.contains("could not be requeued") == true)
+        #expect(counter(metrics, "events_dead_lettered_total", [("queue", queue), ("reason", "unencodable")]) == 1)
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aDeadLetterCopyIsFittedToTheAgreedFrameSize() async throws {
+        let (journal, _) = try await run([delivery(id: "d", headers: Self.grownHeaders)], frameMax: 4_096) { _ in
+            throw InvalidMessage("no", code: "invalid_event")
+        }
+        #expect(journal.all == [.published(queue: "queue_test.dead"), .acked("d")])
+        let headers = try #require(journal.published.first).properties.headers
+        #expect(headers["x-grown"] == nil)
+        #expect(headers["x-error"]?.contains("dropped what AMQP cannot carry") == true)
     }
 
     @Test func aMoveToAQueueThatDisappearedDeclaresItAgain() async throws {

@@ -92,18 +92,21 @@ final class ScriptedSource: DeliverySource {
     }
 }
 
-/// A publisher stand-in that refuses its first `failures` publishes (as `refusal`), then confirms.
+/// A publisher stand-in that refuses its first `failures` publishes (as `refusal`), then confirms; like the real
+/// one, it refuses as `.unencodable` a message whose properties do not fit its `frameMax`.
 final class ScriptedPublisher: ConfirmedPublisher {
     struct Refused: Error {}
 
     private let journal: Journal
     private let failuresLeft: Mutex<Int>
     private let refusal: any Error
+    let frameMax: Int
 
-    init(_ journal: Journal, failures: Int = 0, refusal: any Error = Refused()) {
+    init(_ journal: Journal, failures: Int = 0, refusal: any Error = Refused(), frameMax: Int = AMQPLimits.frameMax) {
         self.journal = journal
         failuresLeft = Mutex(failures)
         self.refusal = refusal
+        self.frameMax = frameMax
     }
 
     func declare(_ queues: [String]) async throws {
@@ -118,6 +121,10 @@ final class ScriptedPublisher: ConfirmedPublisher {
         if refuse {
             journal.record(.publishFailed)
             throw refusal
+        }
+        if let message = messages.first(where: { !$0.properties.fittedToAMQP(frameMax: frameMax).dropped.isEmpty }) {
+            journal.record(.publishFailed)
+            throw MessagingError(.unencodable, "cannot publish to '\(message.queue)': properties do not fit")
         }
         for message in messages {
             journal.record(message)

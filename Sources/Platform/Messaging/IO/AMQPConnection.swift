@@ -438,7 +438,7 @@ final class AMQPConnection {
             flags |= UInt32(AMQP_BASIC_APP_ID_FLAG)
         }
         if let value = properties.timestamp {
-            encoded.timestamp = UInt64(max(0, value.timeIntervalSince1970.rounded(.down)))
+            encoded.timestamp = value
             flags |= UInt32(AMQP_BASIC_TIMESTAMP_FLAG)
         }
         if !properties.headers.isEmpty {
@@ -507,8 +507,7 @@ extension MessageProperties {
             contentType: has(AMQP_BASIC_CONTENT_TYPE_FLAG) ? String(amqpBytes: properties.content_type) : nil,
             messageID: has(AMQP_BASIC_MESSAGE_ID_FLAG) ? String(amqpBytes: properties.message_id) : nil,
             type: has(AMQP_BASIC_TYPE_FLAG) ? String(amqpBytes: properties.type) : nil,
-            timestamp: has(AMQP_BASIC_TIMESTAMP_FLAG)
-                ? Date(timeIntervalSince1970: TimeInterval(properties.timestamp)) : nil,
+            timestamp: has(AMQP_BASIC_TIMESTAMP_FLAG) ? properties.timestamp : nil,
             appID: has(AMQP_BASIC_APP_ID_FLAG) ? String(amqpBytes: properties.app_id) : nil,
             persistent: has(AMQP_BASIC_DELIVERY_MODE_FLAG) && properties.delivery_mode == 2,
             headers: has(AMQP_BASIC_HEADERS_FLAG) ? Self.decode(properties.headers) : [:])

@@ -351,6 +351,7 @@ final class ConnectionDriver<Role: ConnectionRole> {
                 }
             }
             connection = opened
+            mailbox.setFrameMax(opened.negotiatedFrameMax)
             mailbox.registerSocket(opened.socketDescriptor)
             pollInterval =
                 opened.heartbeatSeconds > 0 ? .milliseconds(Int(opened.heartbeatSeconds) * 500) : .seconds(30)

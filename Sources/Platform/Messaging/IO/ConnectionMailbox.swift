@@ -41,6 +41,7 @@ final class ConnectionMailbox<RoleCommand: Sendable>: Sendable {
     private let state = Mutex(State())
     private let connected = Atomic<Bool>(false)
     private let blocked = Atomic<Bool>(false)
+    private let agreedFrameMax = Atomic<Int>(AMQPLimits.frameMax)
     /// The open connection's socket, so that a deadline can cut a call that blocks on it. The thread clears it
     /// (under this lock) before it closes the descriptor, so a cut never reaches a descriptor number reused since.
     private let socket = Mutex<Int32?>(nil)
@@ -56,6 +57,9 @@ final class ConnectionMailbox<RoleCommand: Sendable>: Sendable {
 
     /// Whether the broker blocks the connection (`connection.blocked`), as the thread last reported.
     var isBlocked: Bool { blocked.load(ordering: .acquiring) }
+
+    /// The frame size the broker agreed to on the last connection opened (``AMQPLimits/frameMax`` before the first).
+    var frameMax: Int { agreedFrameMax.load(ordering: .acquiring) }
 
     /// Once, at the first shutdown request: after `timeout`, shuts the socket down if the thread still has one, so
     /// that a call blocked on it (a send the broker does not read, a handshake it does not answer) fails and the
@@ -176,6 +180,11 @@ final class ConnectionMailbox<RoleCommand: Sendable>: Sendable {
     /// Publishes whether the connection is up and serving.
     func setConnected(_ isConnected: Bool) {
         connected.store(isConnected, ordering: .releasing)
+    }
+
+    /// Publishes the frame size agreed on a new connection.
+    func setFrameMax(_ frameMax: Int) {
+        agreedFrameMax.store(frameMax, ordering: .releasing)
     }
 
     /// Publishes whether the broker blocks the connection.
