@@ -24,8 +24,15 @@ protocol Outbox: Sendable {
     /// Marks exactly the rows at `positions` sent (the broker confirmed them), and prunes old sent rows.
     func markSent(_ positions: [Int64]) async throws
 
-    /// How many events wait to be published.
+    /// Sets the row at `position` aside with `reason`: AMQP cannot carry it, so it is kept (never pruned) but no
+    /// longer pending. Clearing `set_aside_reason` releases it (docs: operations).
+    func setAside(_ position: Int64, reason: String) async throws
+
+    /// How many events wait to be published (rows set aside are not waiting).
     func backlog() async throws -> Int
+
+    /// How many rows are set aside.
+    func setAsideCount() async throws -> Int
 }
 
 extension Outbox {

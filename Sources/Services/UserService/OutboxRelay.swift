@@ -27,16 +27,27 @@ import Synchronization
 /// commit and on every retry while the broker is away) and `outbox_publish_duration_seconds` (from
 /// handing a batch to the publisher to the broker's confirm of all of it).
 final class OutboxRelay: Service, Sendable {
+    /// Where the relay publishes: Messaging's `Publisher` (a stand-in in tests).
+    protocol Destination: Sendable {
+        /// Returns once the broker confirmed every message; throws when any was not.
+        func publish(_ messages: [OutboundMessage]) async throws
+        /// The frame size agreed with the broker.
+        var frameMax: Int { get }
+        /// Whether the connection is up.
+        var isConnected: Bool { get }
+    }
+
     /// Rows published per batch: one `publish` call, pipelined inside the publisher's confirm window.
     static let batchSize = 1_000
     /// How often confirmed rows are marked sent in the database.
     static let markInterval = Duration.milliseconds(200)
 
     private let outbox: any Outbox
-    private let publisher: Publisher
+    private let publisher: any Destination
     private let logger: Logger
     private let backlog = Gauge(label: "outbox_backlog")
     private let publishDuration = Metrics.Timer(label: "outbox_publish_duration_seconds")
+    private let setAsideRows = Counter(label: "outbox_set_aside_total")
     /// Rows the broker confirmed that are not marked in the database yet, and those whose marks are being written.
     /// Both are left out of what the relay reads.
     private let progress = Mutex<(unmarked: Set<Int64>, marking: Set<Int64>)>(([], []))
@@ -45,7 +56,7 @@ final class OutboxRelay: Service, Sendable {
     /// commit order.
     private let published = Mutex<Int64?>(nil)
 
-    init(outbox: any Outbox, publisher: Publisher, logger: Logger) {
+    init(outbox: any Outbox, publisher: any Destination, logger: Logger) {
         self.outbox = outbox
         self.publisher = publisher
         self.logger = logger
@@ -86,30 +97,40 @@ final class OutboxRelay: Service, Sendable {
     ///
     /// A read that returned fewer rows than it asked for saw every row committed before it: once those are
     /// published the drain ends, and a later commit wakes the relay again (no second read to find nothing). Where
-    /// the outbox's positions follow commit order, reads start after the last published position (`watermark`),
-    /// instead of reading again, and dropping, the published rows not yet marked sent.
+    /// the outbox's positions follow commit order, reads start after the last position below which every row is
+    /// published (`watermark`); rows published and not yet marked sent are left out of what a read returns.
+    ///
+    /// A batch takes at most one row per user, the oldest: a user's next event waits for the next batch, so it is
+    /// sent only once the broker confirmed the one before. A batch the broker partly refuses is sent again whole,
+    /// and so a user's events reach `queue_dispatch` for the first time in version order, whatever was nacked.
+    /// A row AMQP cannot carry is set aside (``Outbox/setAside(_:reason:)``) and the rows after it go on.
     private func drain(retrying: Bool = true, markWake: AsyncStream<Void>.Continuation) async {
         var failures = 0
         while !Task.isCancelled {
             do {
                 let watermark = outbox.positionsFollowCommitOrder ? published.withLock { $0 } : nil
-                let skipped = watermark == nil ? progress.withLock { $0.unmarked.union($0.marking) } : []
+                let skipped = progress.withLock { $0.unmarked.union($0.marking) }
                 let limit = Self.batchSize + skipped.count
                 let rows = try await outbox.pending(after: watermark, limit: limit)
-                let batch = Array(rows.lazy.filter { !skipped.contains($0.seq) }.prefix(Self.batchSize))
+                let plan = Self.plan(rows.filter { !skipped.contains($0.seq) }, frameMax: publisher.frameMax)
+                try await setAside(plan.setAside)
                 let sawAll = rows.count < limit
-                if sawAll { backlog.record(batch.count) }
-                guard !batch.isEmpty else { return }
+                if sawAll && plan.finishesTheRead { backlog.record(plan.batch.count) }
+                guard !plan.batch.isEmpty else {
+                    // Nothing to publish: the read held only rows set aside now.
+                    if let advanced = plan.advancedTo { published.withLock { $0 = max($0 ?? advanced, advanced) } }
+                    if sawAll { return } else { continue }
+                }
                 let start = ContinuousClock.now
-                try await publisher.publish(batch.map(Self.message(for:)))
+                try await publisher.publish(plan.batch.map(\.message))
                 publishDuration.record(duration: start.duration(to: .now))
-                progress.withLock { $0.unmarked.formUnion(batch.map(\.seq)) }
-                if let last = batch.last?.seq {
-                    published.withLock { $0 = max($0 ?? last, last) }
+                progress.withLock { $0.unmarked.formUnion(plan.batch.map(\.entry.seq)) }
+                if let advanced = plan.advancedTo {
+                    published.withLock { $0 = max($0 ?? advanced, advanced) }
                 }
                 markWake.yield()
                 failures = 0
-                for entry in batch {
+                for (entry, _) in plan.batch {
                     logger.debug(
                         "event published",
                         metadata: [
@@ -117,7 +138,7 @@ final class OutboxRelay: Service, Sendable {
                             "event": "\(entry.eventType)", "traceparent": "\(entry.traceparent ?? "")",
                         ])
                 }
-                if sawAll {
+                if sawAll && plan.finishesTheRead {
                     // Every row that read saw is now confirmed: nothing waits until the next commit wakes the relay.
                     backlog.record(0)
                     return
@@ -129,6 +150,61 @@ final class OutboxRelay: Service, Sendable {
                 logger.warning("outbox publish failed, will retry", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
                 guard (try? await Task.sleep(for: delay)) != nil else { return }
             }
+        }
+    }
+
+    /// What one round of ``drain(retrying:markWake:)`` does with the rows it read (oldest first, those already
+    /// published left out).
+    struct Plan {
+        /// The rows to publish now, with their messages: at most `batchSize`, one per user.
+        var batch: [(entry: OutboxEntry, message: OutboundMessage)] = []
+        /// The rows AMQP cannot carry, with the reason: set aside before the batch is published.
+        var setAside: [(entry: OutboxEntry, reason: String)] = []
+        /// The first row left for a later batch (its user already has an older row in this one).
+        var firstDeferred: Int64?
+        /// The position below which every row read is published or set aside once `batch` is confirmed.
+        var advancedTo: Int64?
+        /// Whether every row read was looked at (none left over because the batch was full).
+        var sawEveryRow = true
+        /// Whether, once `batch` is confirmed, nothing the read returned is left to publish.
+        var finishesTheRead: Bool { firstDeferred == nil && sawEveryRow }
+    }
+
+    /// Picks the batch from `rows`: the oldest row of each user, up to `batchSize`; a row AMQP cannot carry in a frame
+    /// of `frameMax` bytes is set aside instead.
+    static func plan(_ rows: [OutboxEntry], frameMax: Int, batchSize: Int = batchSize) -> Plan {
+        var plan = Plan()
+        var users: Set<String> = []
+        for entry in rows {
+            guard plan.batch.count < batchSize else {
+                plan.sawEveryRow = false
+                break
+            }
+            let message = Self.message(for: entry)
+            if let problem = message.amqpProblem(frameMax: frameMax) {
+                plan.setAside.append((entry, problem))
+            } else if users.insert(entry.userID).inserted {
+                plan.batch.append((entry, message))
+            } else {
+                plan.firstDeferred = plan.firstDeferred ?? entry.seq
+                continue
+            }
+            if plan.firstDeferred == nil { plan.advancedTo = entry.seq }
+        }
+        return plan
+    }
+
+    /// Sets the rows `plan` found unpublishable aside in the database, one log line each.
+    private func setAside(_ rows: [(entry: OutboxEntry, reason: String)]) async throws {
+        for (entry, reason) in rows {
+            try await outbox.setAside(entry.seq, reason: reason)
+            setAsideRows.increment()
+            logger.error(
+                "outbox row set aside: AMQP cannot carry it; it stays in the outbox until released",
+                metadata: [
+                    "outbox_seq": "\(entry.seq)", "event_id": .untrusted(entry.eventID),
+                    "user_id": .untrusted(entry.userID), "reason": .untrusted(reason),
+                ])
         }
     }
 
@@ -167,6 +243,8 @@ final class OutboxRelay: Service, Sendable {
             queue: QueueName.dispatch, body: entry.body,
             properties: MessageProperties(
                 contentType: "application/json", messageID: entry.eventID, type: entry.eventType,
-                timestamp: entry.createdAt, appID: "user-service", persistent: true, headers: headers))
+                timestamp: MessageProperties.timestamp(for: entry.createdAt), appID: "user-service", persistent: true, headers: headers))
     }
 }
+
+extension Publisher: OutboxRelay.Destination {}

@@ -46,6 +46,9 @@ final class PostgresOutbox: Outbox {
     ]
 
     /// The advisory lock whose holder is the relay.
+    /// Why a row was set aside (AMQP cannot carry it); NULL for every row that can be published. Migration 2.
+    static let setAsideColumn = "ALTER TABLE outbox ADD COLUMN set_aside_reason TEXT"
+
     static let relayLock = PostgresPool.lockKey("swift-user-events:outbox-relay")
     /// How often an instance that is not the relay tries to become it.
     static let lockRetryInterval = Duration.seconds(1)
@@ -182,7 +185,8 @@ final class PostgresOutbox: Outbox {
             let rows = try await connection.query(
                 """
                 SELECT seq, event_id, event_type, user_id, body, traceparent, created_at
-                FROM outbox WHERE sent_at IS NULL AND seq > \(position) ORDER BY seq LIMIT \(limit)
+                FROM outbox WHERE sent_at IS NULL AND set_aside_reason IS NULL AND seq > \(position)
+                ORDER BY seq LIMIT \(limit)
                 """, logger: logger)
             for try await (seq, eventID, eventType, userID, body, traceparent, createdAt) in rows.decode(
                 (Int64, String, String, String, ByteBuffer, String?, String).self)
@@ -211,12 +215,26 @@ final class PostgresOutbox: Outbox {
         }
     }
 
+    func setAside(_ position: Int64, reason: String) async throws {
+        try await database.transaction { connection in
+            try await connection.query(
+                "UPDATE outbox SET set_aside_reason = \(reason) WHERE seq = \(position) AND sent_at IS NULL",
+                logger: logger)
+        }
+    }
+
     func backlog() async throws -> Int {
+        try await count("SELECT count(*) FROM outbox WHERE sent_at IS NULL AND set_aside_reason IS NULL")
+    }
+
+    func setAsideCount() async throws -> Int {
+        try await count("SELECT count(*) FROM outbox WHERE sent_at IS NULL AND set_aside_reason IS NOT NULL")
+    }
+
+    private func count(_ query: PostgresQuery) async throws -> Int {
         try await database.read { connection in
             var count = 0
-            for try await value in try await connection.query(
-                "SELECT count(*) FROM outbox WHERE sent_at IS NULL", logger: logger
-            ).decode(Int.self) {
+            for try await value in try await connection.query(query, logger: logger).decode(Int.self) {
                 count = value
             }
             return count

@@ -41,7 +41,9 @@ final class PostgresUserStore: UserStore {
             )
             """,
             "CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at)",
-        ] + PostgresOutbox.schema
+        ] + PostgresOutbox.schema,
+        // 2: outbox rows AMQP cannot carry are set aside with the reason, kept but no longer pending.
+        [PostgresOutbox.setAsideColumn],
     ]
 
     /// The events of every change, appended in the change's transaction.

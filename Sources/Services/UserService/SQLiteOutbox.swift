@@ -23,6 +23,9 @@ final class SQLiteOutbox: Outbox {
         CREATE INDEX outbox_pending ON outbox(seq) WHERE sent_at IS NULL;
         """
 
+    /// Why a row was set aside (AMQP cannot carry it); NULL for every row that can be published. Migration 4.
+    static let setAsideColumn = "ALTER TABLE outbox ADD COLUMN set_aside_reason TEXT;"
+
     let appended: AsyncStream<Void>
     private let signal: AsyncStream<Void>.Continuation
     private let writer: DatabaseWriter
@@ -63,7 +66,7 @@ final class SQLiteOutbox: Outbox {
             try db.query(
                 """
                 SELECT seq, event_id, event_type, user_id, body, traceparent, created_at
-                FROM outbox WHERE sent_at IS NULL AND seq > ? ORDER BY seq LIMIT ?
+                FROM outbox WHERE sent_at IS NULL AND set_aside_reason IS NULL AND seq > ? ORDER BY seq LIMIT ?
                 """, position ?? 0, limit
             ).map { row in
                 OutboxEntry(
@@ -89,9 +92,23 @@ final class SQLiteOutbox: Outbox {
         }
     }
 
+    func setAside(_ position: Int64, reason: String) async throws {
+        try await writer.write { db in
+            try db.run("UPDATE outbox SET set_aside_reason = ? WHERE seq = ? AND sent_at IS NULL", reason, position)
+        }
+    }
+
     func backlog() async throws -> Int {
         try await reader.read { db in
-            try db.queryFirst("SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL")?.int("n") ?? 0
+            try db.queryFirst("SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL AND set_aside_reason IS NULL")?
+                .int("n") ?? 0
+        }
+    }
+
+    func setAsideCount() async throws -> Int {
+        try await reader.read { db in
+            try db.queryFirst("SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL AND set_aside_reason IS NOT NULL")?
+                .int("n") ?? 0
         }
     }
 }

@@ -57,6 +57,8 @@ final class SQLiteUserStore: UserStore {
         ALTER TABLE idempotency_keys_new RENAME TO idempotency_keys;
         CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
         """,
+        // 4: outbox rows AMQP cannot carry are set aside with the reason, kept but no longer pending.
+        SQLiteOutbox.setAsideColumn,
     ]
 
     /// The events of every change, appended in the change's transaction.

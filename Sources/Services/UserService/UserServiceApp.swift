@@ -62,9 +62,14 @@ public struct UserServiceApp: Sendable {
         let relay = OutboxRelay(outbox: outbox, publisher: publisher, logger: logger)
         let router = Self.router(api: UserAPI(store: store, logger: logger)) {
             let backlog = try? await outbox.backlog()
+            let setAside = try? await outbox.setAsideCount()
+            // Rows set aside do not make the service unready: everything else flows, and they wait for an operator.
             return Readiness(
                 checks: ["broker": publisher.isConnected, "database": backlog != nil],
-                gauges: ["outbox_backlog": backlog ?? -1, "outbox_relay": relay.isRelaying ? 1 : 0])
+                gauges: [
+                    "outbox_backlog": backlog ?? -1, "outbox_set_aside": setAside ?? -1,
+                    "outbox_relay": relay.isRelaying ? 1 : 0,
+                ])
         }
         server = HTTPServer(configuration: configuration.http.recordingMetrics(), router: router, logger: logger)
         services = ServiceStages(connections: databaseServices + [publisher], workers: [relay], listeners: [server])

@@ -86,7 +86,15 @@ final class ReadCountingOutbox: Outbox {
         try await outbox.markSent(positions)
     }
 
+    func setAside(_ position: Int64, reason: String) async throws {
+        try await outbox.setAside(position, reason: reason)
+    }
+
     func backlog() async throws -> Int {
         try await outbox.backlog()
+    }
+
+    func setAsideCount() async throws -> Int {
+        try await outbox.setAsideCount()
     }
 }
