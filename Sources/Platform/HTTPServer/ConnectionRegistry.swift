@@ -12,8 +12,10 @@ import Synchronization
 /// pressure, in one place.
 ///
 /// A served connection is *idle* while it waits for the first byte of a request (new, or kept alive after a
-/// response) and *busy* from that byte until its response is written. When a new connection arrives with every slot
-/// taken, the connection idle the longest is closed to make room, so idle clients cannot lock out a health check.
+/// response) and *busy* from that byte until its response is written; busy or not, it is *stalled* while what it was
+/// sent waits for its client to read (the channel is not writable). When a new connection arrives with every slot
+/// taken, the connection stalled the longest is closed to make room, else the one idle the longest, so clients that
+/// do not read or do not ask cannot lock out a health check.
 /// When no connection is idle the newcomer is *refused*: its first request is answered 503 with `Retry-After` (by
 /// ``RequestAssemblyHandler``). Refused connections have a small budget of their own; beyond it a newcomer is
 /// *dropped* (closed at once). Closings and refusals are logged as one aggregated warning per interval, never one
@@ -35,6 +37,8 @@ final class ConnectionRegistry: Sendable {
         let channel: any Channel
         /// When it became idle, as a tick of `State.clock`; nil while busy.
         var idleSince: UInt64?
+        /// When its writes stalled, as a tick of `State.clock`; nil while its client reads.
+        var stalledSince: UInt64?
     }
 
     private struct State {
@@ -79,10 +83,8 @@ final class ConnectionRegistry: Sendable {
                 admission = .drop
             } else if state.served.count < self.maxServed {
                 admission = .serve
-            } else if let oldest = state.served.filter({ $0.value.idleSince != nil })
-                .min(by: { $0.value.idleSince! < $1.value.idleSince! })
-            {
-                evicted = state.served.removeValue(forKey: oldest.key)?.channel
+            } else if let victim = Self.evictionCandidate(state.served) {
+                evicted = state.served.removeValue(forKey: victim)?.channel
                 state.unreported.evicted += 1
                 admission = .serve
             } else if state.refusing < self.maxRefusing {
@@ -114,6 +116,32 @@ final class ConnectionRegistry: Sendable {
             break
         }
         return admission
+    }
+
+    /// The connection to close for a newcomer: the one stalled on writing the longest, else the one idle the longest;
+    /// nil when every connection is busy with a client that reads.
+    private static func evictionCandidate(_ served: [ObjectIdentifier: Entry]) -> ObjectIdentifier? {
+        var stalled: (key: ObjectIdentifier, since: UInt64)?
+        var idle: (key: ObjectIdentifier, since: UInt64)?
+        for (key, entry) in served {
+            if let since = entry.stalledSince, since < stalled?.since ?? .max { stalled = (key, since) }
+            if let since = entry.idleSince, since < idle?.since ?? .max { idle = (key, since) }
+        }
+        return stalled?.key ?? idle?.key
+    }
+
+    /// What `channel` wrote waits for its client to read (`stalled`), or the client read some of it.
+    func markWriteStalled(_ channel: any Channel, _ stalled: Bool) {
+        self.state.withLock { state in
+            let id = ObjectIdentifier(channel)
+            guard state.served[id] != nil else { return }
+            if stalled {
+                state.clock += 1
+                state.served[id]?.stalledSince = state.clock
+            } else {
+                state.served[id]?.stalledSince = nil
+            }
+        }
     }
 
     /// A request started on `channel`: it is no longer a candidate for eviction.
@@ -158,9 +186,9 @@ final class ConnectionRegistry: Sendable {
 
     private func log(_ counts: Counts) {
         self.logger.warning(
-            "HTTP connection limit reached: closed idle connections to make room, or refused new ones",
+            "HTTP connection limit reached: closed stalled or idle connections to make room, or refused new ones",
             metadata: [
-                "max_connections": "\(self.maxServed)", "idle_closed": "\(counts.evicted)",
+                "max_connections": "\(self.maxServed)", "closed_to_make_room": "\(counts.evicted)",
                 "refused_503": "\(counts.refused)", "dropped": "\(counts.dropped)",
                 "interval_seconds": "\(self.reportInterval.components.seconds)",
             ])

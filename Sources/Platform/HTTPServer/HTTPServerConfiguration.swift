@@ -15,8 +15,9 @@ public struct HTTPServerConfiguration: Sendable {
     /// connection closed. A request target longer than this is answered 414.
     public var maxHeaderSize: Int
     /// Most connections served at once (lowered at start to fit the process's file descriptor limit). A new
-    /// connection beyond it closes the connection idle the longest to make room; when none is idle (every one is in
-    /// a request), the newcomer's request is answered 503 with `Retry-After` and the connection closed.
+    /// connection beyond it closes, to make room, a connection whose response is stalled (its client does not read),
+    /// else the connection idle the longest; when there is neither (every one is in a request), the newcomer's
+    /// request is answered 503 with `Retry-After` and the connection closed.
     public var maxConnections: Int
     /// A request's head must be complete within this time, counted from the accept (a new connection) or from the
     /// request's first byte (a kept-alive one); otherwise the connection is closed. Bounds slowloris clients.
@@ -25,6 +26,9 @@ public struct HTTPServerConfiguration: Sendable {
     public var bodyTimeout: Duration
     /// A kept-alive connection whose next request does not start within this time after a response is closed.
     public var idleTimeout: Duration
+    /// A connection whose responses make no write progress for this long (the client does not read what it asked
+    /// for, so the socket buffers stay full) is closed.
+    public var writeTimeout: Duration
     /// On graceful shutdown, how long connections may take to finish their in-flight requests before they are
     /// closed anyway.
     public var shutdownGracePeriod: Duration
@@ -45,6 +49,7 @@ public struct HTTPServerConfiguration: Sendable {
         headTimeout: Duration = .seconds(10),
         bodyTimeout: Duration = .seconds(30),
         idleTimeout: Duration = .seconds(60),
+        writeTimeout: Duration = .seconds(10),
         shutdownGracePeriod: Duration = .seconds(10),
         onResponse: (
             @Sendable (_ method: HTTPMethod, _ routePattern: String, _ status: HTTPResponseStatus, _ duration: Duration)
@@ -59,6 +64,7 @@ public struct HTTPServerConfiguration: Sendable {
         self.headTimeout = headTimeout
         self.bodyTimeout = bodyTimeout
         self.idleTimeout = idleTimeout
+        self.writeTimeout = writeTimeout
         self.shutdownGracePeriod = shutdownGracePeriod
         self.onResponse = onResponse
     }

@@ -15,20 +15,25 @@ struct ConnectionLimits {
     var headTimeout: TimeAmount
     var bodyTimeout: TimeAmount
     var idleTimeout: TimeAmount
+    var writeTimeout: TimeAmount
 
     init(_ configuration: HTTPServerConfiguration) {
         self.init(
             maxBodySize: configuration.maxBodySize, maxHeaderSize: configuration.maxHeaderSize,
             headTimeout: configuration.headTimeout, bodyTimeout: configuration.bodyTimeout,
-            idleTimeout: configuration.idleTimeout)
+            idleTimeout: configuration.idleTimeout, writeTimeout: configuration.writeTimeout)
     }
 
-    init(maxBodySize: Int, maxHeaderSize: Int, headTimeout: Duration, bodyTimeout: Duration, idleTimeout: Duration) {
+    init(
+        maxBodySize: Int, maxHeaderSize: Int, headTimeout: Duration, bodyTimeout: Duration, idleTimeout: Duration,
+        writeTimeout: Duration = .seconds(10)
+    ) {
         self.maxBodySize = maxBodySize
         self.maxHeaderSize = maxHeaderSize
         self.headTimeout = TimeAmount(headTimeout)
         self.bodyTimeout = TimeAmount(bodyTimeout)
         self.idleTimeout = TimeAmount(idleTimeout)
+        self.writeTimeout = TimeAmount(writeTimeout)
     }
 }
 
@@ -62,8 +67,10 @@ extension RequestBytesObserver: Sendable {}
 /// It runs one timer at a time: the *head* timer from the accept, or from the first byte of a later request, until
 /// the head is complete (slowloris); the *body* timer from the head to the end of the body; the *idle* timer on a
 /// kept-alive connection from a response to the next request's first byte. Each closes the connection when it
-/// fires; none runs while a response is being produced. It tells the ``ConnectionRegistry`` when the connection is
-/// idle (evictable) or busy. A connection admitted as `.refuse` answers its first request 503 with `Retry-After`
+/// fires; none runs while a response is being produced. Beside them, the *write* timer runs while the channel is not
+/// writable (its client does not read what it asked for, and responses pile up): a connection that makes no write
+/// progress for the write timeout is closed. It tells the ``ConnectionRegistry`` when the connection is idle
+/// (evictable), busy, or stalled on writing (evicted first). A connection admitted as `.refuse` answers its first request 503 with `Retry-After`
 /// and closes; one admitted as `.drop` closes as soon as it is active.
 final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -92,6 +99,8 @@ final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     private var state = State.waitingForHead
     private var timer: (kind: Timer, task: Scheduled<Void>)?
+    /// Runs while the channel is not writable; closes the connection when it fires.
+    private var writeTimer: Scheduled<Void>?
     /// Bytes arrived while a response was being produced (a pipelined or early next request).
     private var bytesWhileBusy = false
     private let limits: ConnectionLimits
@@ -136,11 +145,33 @@ final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     func channelInactive(context: ChannelHandlerContext) {
         self.cancelTimer()
+        self.writeTimer?.cancel()
+        self.writeTimer = nil
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.cancelTimer()
+        self.writeTimer?.cancel()
+        self.writeTimer = nil
+    }
+
+    /// Unwritable: what was written waits for the client to read. Writable again: it read some, which is progress.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            self.writeTimer?.cancel()
+            self.writeTimer = nil
+            self.registry?.markWriteStalled(context.channel, false)
+        } else if self.writeTimer == nil {
+            self.registry?.markWriteStalled(context.channel, true)
+            let channel = context.channel
+            let logger = self.logger
+            self.writeTimer = context.eventLoop.scheduleTask(in: self.limits.writeTimeout) {
+                logger.debug("Closing connection: no write progress within the write timeout (the client does not read)")
+                channel.close(promise: nil)
+            }
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

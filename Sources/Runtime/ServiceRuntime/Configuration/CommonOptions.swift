@@ -55,6 +55,12 @@ public struct CommonOptions: ParsableArguments, Sendable {
         help: "PEM unencrypted key of the client certificate (env AMQP_CLIENT_KEY).")
     public var amqpClientKey: String?
 
+    /// Seconds a response may make no write progress (its client does not read) before its connection is closed.
+    @Option(
+        name: .customLong("http-write-timeout"),
+        help: "Seconds a response may make no write progress (the client does not read) before the connection is closed (env HTTP_WRITE_TIMEOUT, default 10).")
+    public var httpWriteTimeout: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error (env LOG_LEVEL).")
     public var logLevel: String?
 
@@ -82,10 +88,14 @@ public struct CommonOptions: ParsableArguments, Sendable {
         let grace = try Setting.positiveInteger(
             Setting.value(shutdownGrace, env: "SHUTDOWN_GRACE_SECONDS", in: environment),
             setting: "SHUTDOWN_GRACE_SECONDS", default: 10)
+        let writeTimeout = try Setting.positiveInteger(
+            Setting.value(httpWriteTimeout, env: "HTTP_WRITE_TIMEOUT", in: environment),
+            setting: "HTTP_WRITE_TIMEOUT", default: 10)
         var connections = broker
         connections.shutdownTimeout = ServiceRunner.connectionShutdownTimeout(gracePeriod: .seconds(grace))
         return CommonSettings(
-            host: host, port: port, broker: connections, logLevel: level, gracePeriod: .seconds(grace))
+            host: host, port: port, broker: connections, logLevel: level, gracePeriod: .seconds(grace),
+            httpWriteTimeout: .seconds(writeTimeout))
     }
 }
 
@@ -101,7 +111,11 @@ public struct CommonSettings: Sendable {
     public var logLevel: Logger.Level
     /// How long a graceful shutdown may take.
     public var gracePeriod: Duration
+    /// How long a response may make no write progress before its connection is closed.
+    public var httpWriteTimeout: Duration
 
-    /// The HTTP listener's configuration: `host` and `port`, the server's default limits.
-    public var http: HTTPServerConfiguration { HTTPServerConfiguration(host: host, port: port) }
+    /// The HTTP listener's configuration: `host`, `port` and the write timeout, the server's default limits.
+    public var http: HTTPServerConfiguration {
+        HTTPServerConfiguration(host: host, port: port, writeTimeout: httpWriteTimeout)
+    }
 }
