@@ -96,7 +96,7 @@ let package = Package(
         // Generic helpers (waiting, files, ports, processes, HTTP, Prometheus text): usable by unit tests.
         support("TestSupport", dependencies: []),
         // A private RabbitMQ node and what needs one: integration tests only.
-        support("BrokerTestSupport", dependencies: ["TestSupport", "Messaging", logging]),
+        support("BrokerTestSupport", dependencies: ["TestSupport", "Messaging", "CRabbitMQ", logging]),
         // A private PostgreSQL server (one per test process, a fresh database per test): integration tests only.
         support("DatabaseTestSupport", dependencies: ["TestSupport"]),
         // The store conformance cases, written once, run by a SQLite (unit) and a PostgreSQL (integration) target.
@@ -116,8 +116,9 @@ let package = Package(
         test(
             "FuzzTests", in: "Unit",
             dependencies: [
-                "Common", "NotificationService", "HTTPServer", nio("NIOCore"), nio("NIOEmbedded"), nio("NIOHTTP1"),
-                nio("NIOPosix"), logging, .product(name: "PropertyBased", package: "swift-property-based"),
+                "Common", "NotificationService", "HTTPServer", "Messaging", "CRabbitMQ", "BrokerTestSupport",
+                nio("NIOCore"), nio("NIOEmbedded"), nio("NIOHTTP1"), nio("NIOPosix"), logging,
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ]),
         test("BenchmarkTests", in: "Unit", dependencies: ["Benchmark", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         test(

@@ -4,6 +4,7 @@ import Logging
 import Messaging
 import Storage
 import TestSupport
+import Testing
 
 
 /// The three real executables, started as processes against the test broker, in a virtual host of their
@@ -133,5 +134,23 @@ final class RunningSystem: Sendable {
     /// Takes up to `count` messages from a queue of this system's virtual host (acking them), waiting up to `timeout`.
     func take(_ count: Int, from queue: String, timeout: Duration = .seconds(20)) async throws -> [Delivery] {
         try await takeMessages(count, from: queue, brokerURL: brokerURL, queueType: queueType, timeout: timeout)
+    }
+
+    // MARK: After hostile input
+
+    /// A normal user reaches the order service at once, and no service reconnected to the broker.
+    func expectFlowAndNoReconnect() async throws {
+        let created = try await createUser(name: "Next", email: "next@example.com")
+        #expect(created.status == 201)
+        try await eventually(timeout: .seconds(15), "the next user flows") {
+            try snapshots().values.contains { $0.name == "Next" }
+        }
+        for port in [userPort, notificationPort, orderPort] {
+            let text = try await request("GET", port: port, path: "/metrics")
+            let metrics = try PrometheusText(String(decoding: text.body, as: UTF8.self))
+            for value in metrics.values("amqp_reconnects_total") {
+                #expect(value == 0, "a reconnect on port \(port)\n\(logs())")
+            }
+        }
     }
 }
