@@ -24,8 +24,9 @@ import Synchronization
 /// one extra fsync per batch. A crash before the marks are written only means those events are published again.
 ///
 /// Metrics: `outbox_backlog` (rows waiting; set whenever the relay looks at the outbox, which it does on every
-/// commit and on every retry while the broker is away) and `outbox_publish_duration_seconds` (from
-/// handing a batch to the publisher to the broker's confirm of all of it).
+/// commit and on every retry while the broker is away), `outbox_publish_duration_seconds` (from
+/// handing a batch to the publisher to the broker's confirm of all of it), `outbox_set_aside` (rows set aside, as
+/// of the relay's start and its last set-aside) and `outbox_set_aside_total` (rows this process set aside).
 final class OutboxRelay: Service, Sendable {
     /// Where the relay publishes: Messaging's `Publisher` (a stand-in in tests).
     protocol Destination: Sendable {
@@ -48,6 +49,7 @@ final class OutboxRelay: Service, Sendable {
     private let backlog = Gauge(label: "outbox_backlog")
     private let publishDuration = Metrics.Timer(label: "outbox_publish_duration_seconds")
     private let setAsideRows = Counter(label: "outbox_set_aside_total")
+    private let setAsideNow = Gauge(label: "outbox_set_aside")
     /// Rows the broker confirmed that are not marked in the database yet, and those whose marks are being written.
     /// Both are left out of what the relay reads.
     private let progress = Mutex<(unmarked: Set<Int64>, marking: Set<Int64>)>(([], []))
@@ -76,6 +78,7 @@ final class OutboxRelay: Service, Sendable {
         defer { relaying.store(false, ordering: .relaxed) }
         published.withLock { $0 = nil }  // a new turn reads every unsent row first
         logger.info("outbox relay started: this instance publishes the outbox")
+        await recordSetAside()
         let (markWakeups, markWake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.markPeriodically(markWakeups) }
@@ -194,8 +197,14 @@ final class OutboxRelay: Service, Sendable {
         return plan
     }
 
+    /// Sets `outbox_set_aside` to the rows set aside now.
+    private func recordSetAside() async {
+        if let count = try? await outbox.setAsideCount() { setAsideNow.record(count) }
+    }
+
     /// Sets the rows `plan` found unpublishable aside in the database, one log line each.
     private func setAside(_ rows: [(entry: OutboxEntry, reason: String)]) async throws {
+        guard !rows.isEmpty else { return }
         for (entry, reason) in rows {
             try await outbox.setAside(entry.seq, reason: reason)
             setAsideRows.increment()
@@ -206,6 +215,7 @@ final class OutboxRelay: Service, Sendable {
                     "user_id": .untrusted(entry.userID), "reason": .untrusted(reason),
                 ])
         }
+        await recordSetAside()
     }
 
     /// Writes the marks of confirmed rows at most every `markInterval`, only when there are some, until cancelled.

@@ -79,6 +79,7 @@ struct HostileMessageTests {
         let text = try await system.request("GET", path: "/metrics")
         let metrics = try PrometheusText(String(decoding: text.body, as: UTF8.self))
         #expect(metrics.values("outbox_set_aside_total") == [1])
+        #expect(metrics.values("outbox_set_aside") == [1])
         #expect(system.logs().contains("outbox row set aside"))
     }
 }
