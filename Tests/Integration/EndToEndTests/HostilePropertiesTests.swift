@@ -40,59 +40,62 @@ struct HostilePropertiesTests {
 
     @Test func aTimestampAtTheTopOfItsRangeDoesNotStopEitherConsumer() async throws {
         let system = try await RunningSystem.start("timestamp-max")
-        defer { Task { await system.stopAll() } }
-        for value: UInt64 in [.max, .max - 1, 0, 1 << 63] {
-            let userID = "ts-\(value)"
-            try RawPublisher.publish(
-                url: system.brokerURL, queue: "queue_dispatch", body: event("T", userID: userID),
-                properties: RawProperties(timestamp: value))
-            try await eventually(timeout: .seconds(15), "the event with timestamp \(value) is stored") {
-                try system.snapshots()[userID] != nil
+        try await withCleanup({ await system.stopAll() }) {
+            for value: UInt64 in [.max, .max - 1, 0, 1 << 63] {
+                let userID = "ts-\(value)"
+                try RawPublisher.publish(
+                    url: system.brokerURL, queue: "queue_dispatch", body: event("T", userID: userID),
+                    properties: RawProperties(timestamp: value))
+                try await eventually(timeout: .seconds(15), "the event with timestamp \(value) is stored") {
+                    try system.snapshots()[userID] != nil
+                }
             }
+            try RawPublisher.publish(
+                url: system.brokerURL, queue: "queue_order", body: Array("garbage".utf8),
+                properties: RawProperties(timestamp: .max))
+            let dead = try await system.take(1, from: "queue_order.dead")
+            #expect(dead.first?.properties.timestamp == .max, "the dead-letter copy keeps the timestamp as received")
+            try await system.expectFlowAndNoReconnect()
         }
-        try RawPublisher.publish(
-            url: system.brokerURL, queue: "queue_order", body: Array("garbage".utf8),
-            properties: RawProperties(timestamp: .max))
-        let dead = try await system.take(1, from: "queue_order.dead")
-        #expect(dead.first?.properties.timestamp == .max, "the dead-letter copy keeps the timestamp as received")
-        try await system.expectFlowAndNoReconnect()
     }
 
     @Test func headersOfEveryTypeAtTheirEdgesDoNotStopTheFlow() async throws {
         let system = try await RunningSystem.start("edge-headers")
-        defer { Task { await system.stopAll() } }
-        try RawPublisher.publish(
-            url: system.brokerURL, queue: "queue_dispatch", body: event("H", userID: "edge-valid"),
-            properties: Self.edgeProperties())
-        try await eventually(timeout: .seconds(15), "the event is forwarded and stored") {
-            try system.snapshots()["edge-valid"] != nil
-        }
-        for queue in ["queue_dispatch", "queue_order"] {
+        try await withCleanup({ await system.stopAll() }) {
             try RawPublisher.publish(
-                url: system.brokerURL, queue: queue, body: Array("{not json".utf8), properties: Self.edgeProperties())
-            let dead = try await system.take(1, from: "\(queue).dead")
-            #expect(dead.count == 1, "\(system.logs())")
-            #expect(dead.first?.properties.headers["x-error"]?.isEmpty == false)
-            #expect(dead.first?.properties.timestamp == .max)
+                url: system.brokerURL, queue: "queue_dispatch", body: event("H", userID: "edge-valid"),
+                properties: Self.edgeProperties())
+            try await eventually(timeout: .seconds(15), "the event is forwarded and stored") {
+                try system.snapshots()["edge-valid"] != nil
+            }
+            for queue in ["queue_dispatch", "queue_order"] {
+                try RawPublisher.publish(
+                    url: system.brokerURL, queue: queue, body: Array("{not json".utf8), properties: Self.edgeProperties())
+                let dead = try await system.take(1, from: "\(queue).dead")
+                #expect(dead.count == 1, "\(system.logs())")
+                #expect(dead.first?.properties.headers["x-error"]?.isEmpty == false)
+                #expect(dead.first?.properties.timestamp == .max)
+            }
+            try await system.expectFlowAndNoReconnect()
         }
-        try await system.expectFlowAndNoReconnect()
     }
 
     @Test(arguments: [false, true])
     func deeplyNestedHeadersDoNotStopTheFlow(arrays: Bool) async throws {
         let system = try await RunningSystem.start("nested-\(arrays ? "arrays" : "tables")")
-        defer { Task { await system.stopAll() } }
-        for depth in [99, 100, 101, 1_000] {
-            let userID = "nested-\(depth)"
-            try RawPublisher.publish(
-                url: system.brokerURL, queue: "queue_dispatch", body: event("N", userID: userID),
-                properties: RawProperties(headers: [("deep", .nested(depth: depth, arrays: arrays))]))
-            // Stored, or set aside with a reason: never stuck, never lost.
-            try await eventually(timeout: .seconds(20), "the event nested \(depth) deep is handled") {
-                if try system.snapshots()[userID] != nil { return true }
-                return try await !system.take(1, from: "queue_dispatch.dead", timeout: .milliseconds(500)).isEmpty
+        try await withCleanup({ await system.stopAll() }) {
+            for depth in [99, 100, 101, 1_000] {
+                let userID = "nested-\(depth)"
+                try RawPublisher.publish(
+                    url: system.brokerURL, queue: "queue_dispatch", body: event("N", userID: userID),
+                    properties: RawProperties(headers: [("deep", .nested(depth: depth, arrays: arrays))]))
+                // Stored, or set aside with a reason: never stuck, never lost.
+                try await eventually(timeout: .seconds(20), "the event nested \(depth) deep is handled") {
+                    if try system.snapshots()[userID] != nil { return true }
+                    return try await !system.take(1, from: "queue_dispatch.dead", timeout: .milliseconds(500)).isEmpty
+                }
             }
+            try await system.expectFlowAndNoReconnect()
         }
-        try await system.expectFlowAndNoReconnect()
     }
 }

@@ -10,22 +10,23 @@ import Testing
 struct QueueTypeTests {
     @Test func theServicesDeclareEveryQueueAsQuorumAndWorkOnThem() async throws {
         let system = try await RunningSystem.start("quorum", environment: ["AMQP_QUEUE_TYPE": "quorum"])
-        defer { Task { await system.stopAll() } }
-        let created = try await system.createUser(name: "Quinn", email: "quinn@example.com")
-        #expect(created.status == 201)
-        try await eventually(timeout: .seconds(30), "the snapshot arrives through quorum queues\n\(system.logs())") {
-            try system.snapshots().values.contains { $0.email == "quinn@example.com" }
-        }
-        let broker = try await TestBroker.shared()
-        let vhost = String(system.brokerURL.split(separator: "/").last ?? "")
-        let listed = try await broker.ctl(["list_queues", "-p", vhost, "-q", "--no-table-headers", "name", "type"])
-        var types: [String: String] = [:]
-        for line in listed.split(separator: "\n") {
-            let fields = line.split(whereSeparator: { $0 == "\t" || $0 == " " }).map(String.init)
-            if fields.count == 2 { types[fields[0]] = fields[1] }
-        }
-        for queue in ["queue_dispatch", "queue_order", "queue_dispatch.dead", "queue_order.dead", "queue_unrouted"] {
-            #expect(types[queue] == "quorum", "\(queue): \(types)")
+        try await withCleanup({ await system.stopAll() }) {
+            let created = try await system.createUser(name: "Quinn", email: "quinn@example.com")
+            #expect(created.status == 201)
+            try await eventually(timeout: .seconds(30), "the snapshot arrives through quorum queues\n\(system.logs())") {
+                try system.snapshots().values.contains { $0.email == "quinn@example.com" }
+            }
+            let broker = try await TestBroker.shared()
+            let vhost = String(system.brokerURL.split(separator: "/").last ?? "")
+            let listed = try await broker.ctl(["list_queues", "-p", vhost, "-q", "--no-table-headers", "name", "type"])
+            var types: [String: String] = [:]
+            for line in listed.split(separator: "\n") {
+                let fields = line.split(whereSeparator: { $0 == "\t" || $0 == " " }).map(String.init)
+                if fields.count == 2 { types[fields[0]] = fields[1] }
+            }
+            for queue in ["queue_dispatch", "queue_order", "queue_dispatch.dead", "queue_order.dead", "queue_unrouted"] {
+                #expect(types[queue] == "quorum", "\(queue): \(types)")
+            }
         }
     }
 

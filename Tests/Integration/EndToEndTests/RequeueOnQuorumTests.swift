@@ -70,14 +70,15 @@ struct RequeueOnQuorumTests {
     @Test func aRunningSystemOnQuorumQueuesTakesRawMessagesFromItsHelpers() async throws {
         // The helpers declare as the services do: on a quorum system a classic declaration would meet a 406.
         let system = try await RunningSystem.start("quorum-helpers", environment: ["AMQP_QUEUE_TYPE": "quorum"])
-        defer { Task { await system.stopAll() } }
-        try await system.publish([
-            OutboundMessage(
-                queue: "queue_order", body: Array("not json".utf8), properties: MessageProperties(messageID: "raw"))
-        ])
-        let dead = try await system.take(1, from: "queue_order.dead", timeout: .seconds(30))
-        #expect(dead.map(\.properties.messageID) == ["raw"], "\(system.logs())")
-        #expect(dead.first?.properties.headers[HeaderName.originalQueue] == "queue_order")
+        try await withCleanup({ await system.stopAll() }) {
+            try await system.publish([
+                OutboundMessage(
+                    queue: "queue_order", body: Array("not json".utf8), properties: MessageProperties(messageID: "raw"))
+            ])
+            let dead = try await system.take(1, from: "queue_order.dead", timeout: .seconds(30))
+            #expect(dead.map(\.properties.messageID) == ["raw"], "\(system.logs())")
+            #expect(dead.first?.properties.headers[HeaderName.originalQueue] == "queue_order")
+        }
     }
 
     /// Takes `count` messages from `queue` without settling them and closes, so the broker takes them back.

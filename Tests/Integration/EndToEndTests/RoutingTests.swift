@@ -61,76 +61,79 @@ struct RoutingTests {
                   user_created: [dest_a, dest_b]
                 default: [dest_other]
                 """)
-        defer { Task { try? await router.process.stop() } }
-        let publisher = try Self.publisher(router.url)
-        let task = Task { try await publisher.run() }
-        defer { task.cancel() }
-        try await publisher.publish((0..<50).map(Self.created))
-        try await publisher.publish(
-            (0..<20).map { OutboundMessage(queue: QueueName.dispatch, body: Array(#"{"event":"order_placed","n":\#($0)}"#.utf8)) })
+        try await withCleanup({ try? await router.process.stop() }) {
+            let publisher = try Self.publisher(router.url)
+            let task = Task { try await publisher.run() }
+            defer { task.cancel() }
+            try await publisher.publish((0..<50).map(Self.created))
+            try await publisher.publish(
+                (0..<20).map { OutboundMessage(queue: QueueName.dispatch, body: Array(#"{"event":"order_placed","n":\#($0)}"#.utf8)) })
 
-        try await eventually("all forwarded\n\(router.process.logTail())") {
-            try await router.count(QueueName.dispatch) == 0
+            try await eventually("all forwarded\n\(router.process.logTail())") {
+                try await router.count(QueueName.dispatch) == 0
+            }
+            #expect(try await router.count("dest_a") == 50)
+            #expect(try await router.count("dest_b") == 50)
+            #expect(try await router.count("dest_other") == 20)
+            #expect(try await router.count(QueueName.unrouted) == 0)
         }
-        #expect(try await router.count("dest_a") == 50)
-        #expect(try await router.count("dest_b") == 50)
-        #expect(try await router.count("dest_other") == 20)
-        #expect(try await router.count(QueueName.unrouted) == 0)
     }
 
     @Test func eventWithoutRouteMovesToUnrouted() async throws {
         let router = try await Router.start(table: "routes:\n  user_created: [queue_order]\n")
-        defer { Task { try? await router.process.stop() } }
-        let publisher = try Self.publisher(router.url)
-        let task = Task { try await publisher.run() }
-        defer { task.cancel() }
-        try await publisher.publish([
-            OutboundMessage(queue: QueueName.dispatch, body: Array(#"{"event":"invoice_paid","id":7}"#.utf8))
-        ])
-        try await eventually("moved to \(QueueName.unrouted)") { try await router.count(QueueName.unrouted) == 1 }
-        #expect(try await router.count(QueueName.order) == 0)
-        #expect(try await router.count(QueueName.deadLetter(for: QueueName.dispatch)) == 0)
+        try await withCleanup({ try? await router.process.stop() }) {
+            let publisher = try Self.publisher(router.url)
+            let task = Task { try await publisher.run() }
+            defer { task.cancel() }
+            try await publisher.publish([
+                OutboundMessage(queue: QueueName.dispatch, body: Array(#"{"event":"invoice_paid","id":7}"#.utf8))
+            ])
+            try await eventually("moved to \(QueueName.unrouted)") { try await router.count(QueueName.unrouted) == 1 }
+            #expect(try await router.count(QueueName.order) == 0)
+            #expect(try await router.count(QueueName.deadLetter(for: QueueName.dispatch)) == 0)
+        }
     }
 
     @Test func sighupReloadsTheTableUnderASteadyFlowWithNothingLostOrDuplicated() async throws {
         let router = try await Router.start(table: "routes:\n  user_created: [steady_one]\n")
-        defer { Task { try? await router.process.stop() } }
-        let publisher = try Self.publisher(router.url)
-        let task = Task { try await publisher.run() }
-        defer { task.cancel() }
+        try await withCleanup({ try? await router.process.stop() }) {
+            let publisher = try Self.publisher(router.url)
+            let task = Task { try await publisher.run() }
+            defer { task.cancel() }
 
-        let total = 3_000
-        let batch = 25
-        for start in stride(from: 0, to: total, by: batch) {
-            try await publisher.publish((start..<start + batch).map(Self.created))
-            if start == total / 3 {
-                try "routes:\n  user_created: [steady_one, steady_two]\n".write(
-                    toFile: router.tablePath, atomically: true, encoding: .utf8)
-                router.process.send(SIGHUP)
+            let total = 3_000
+            let batch = 25
+            for start in stride(from: 0, to: total, by: batch) {
+                try await publisher.publish((start..<start + batch).map(Self.created))
+                if start == total / 3 {
+                    try "routes:\n  user_created: [steady_one, steady_two]\n".write(
+                        toFile: router.tablePath, atomically: true, encoding: .utf8)
+                    router.process.send(SIGHUP)
+                }
+                if start == 2 * total / 3 {
+                    try "routes:\n  user_created: []\n".write(toFile: router.tablePath, atomically: true, encoding: .utf8)
+                    router.process.send(SIGHUP)
+                }
+                try await Task.sleep(for: .milliseconds(2))
             }
-            if start == 2 * total / 3 {
-                try "routes:\n  user_created: []\n".write(toFile: router.tablePath, atomically: true, encoding: .utf8)
-                router.process.send(SIGHUP)
+
+            try await eventually(timeout: .seconds(30), "all forwarded\n\(router.process.logTail())") {
+                try await router.count(QueueName.dispatch) == 0
             }
-            try await Task.sleep(for: .milliseconds(2))
-        }
+            let first = try await router.count("steady_one")
+            #expect(first == total, "steady_one holds \(first.map(String.init) ?? "nothing"), not \(total)")
+            let second = try await router.count("steady_two") ?? 0
+            #expect(second > 0 && second < total, "the second destination got the messages after the reload: \(second)")
+            #expect(router.process.isRunning, "SIGHUP reloads, it does not stop the service")
+            let log = router.process.log()
+            #expect(log.contains("routing table reloaded"))
+            #expect(log.contains("routing table reload refused"))
 
-        try await eventually(timeout: .seconds(30), "all forwarded\n\(router.process.logTail())") {
-            try await router.count(QueueName.dispatch) == 0
-        }
-        let first = try await router.count("steady_one")
-        #expect(first == total, "steady_one holds \(first.map(String.init) ?? "nothing"), not \(total)")
-        let second = try await router.count("steady_two") ?? 0
-        #expect(second > 0 && second < total, "the second destination got the messages after the reload: \(second)")
-        #expect(router.process.isRunning, "SIGHUP reloads, it does not stop the service")
-        let log = router.process.log()
-        #expect(log.contains("routing table reloaded"))
-        #expect(log.contains("routing table reload refused"))
-
-        // The first destination got each message exactly once.
-        if try await router.count("steady_one") == total {
-            let messages = try await drain("steady_one", url: router.url, count: total)
-            #expect(Set(messages).count == total)
+            // The first destination got each message exactly once.
+            if try await router.count("steady_one") == total {
+                let messages = try await drain("steady_one", url: router.url, count: total)
+                #expect(Set(messages).count == total)
+            }
         }
     }
 

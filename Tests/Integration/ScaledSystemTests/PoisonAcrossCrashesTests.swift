@@ -26,61 +26,62 @@ extension ScaledProcesses {
             let system = try await ScaledSystem(
                 "poison-crash-\(queueType)", brokerURL: url, postgres: postgres, counts: (0, 0, 2),
                 environment: ["AMQP_QUEUE_TYPE": "\(queueType)", "MAX_DELIVERY_ATTEMPTS": "3", "PREFETCH": "1"])
-            defer { Task { await system.stopAll() } }
-            // The instances take turns: one runs at a time, so each take is one process's and ends with its kill.
-            var running = 0
-            try system.orders[running].process.start()
-            try await system.waitUntilReady([system.orders[running]])
-            #expect(try await typeOf(QueueName.order, broker: broker, url: url) == "\(queueType)")
+            try await withCleanup({ await system.stopAll() }) {
+                // The instances take turns: one runs at a time, so each take is one process's and ends with its kill.
+                var running = 0
+                try system.orders[running].process.start()
+                try await system.waitUntilReady([system.orders[running]])
+                #expect(try await typeOf(QueueName.order, broker: broker, url: url) == "\(queueType)")
 
-            let lock = try TableLock(databaseURL: system.ordersDatabaseURL, table: "user_snapshots", directory: system.directory)
-            defer { lock.release() }
-            try await eventually(timeout: .seconds(20), "the test holds the table lock") { try await lock.isHeld(postgres) }
+                let lock = try TableLock(databaseURL: system.ordersDatabaseURL, table: "user_snapshots", directory: system.directory)
+                defer { lock.release() }
+                try await eventually(timeout: .seconds(20), "the test holds the table lock") { try await lock.isHeld(postgres) }
 
-            let event = UserEvent(
-                kind: .created, userID: "killer", name: "K", email: "k@example.com", eventID: "killer-1", version: 1,
-                occurredAt: Date())
-            try await publishMessages(
-                [OutboundMessage(queue: QueueName.order, body: event.encodedBody(), properties: MessageProperties(messageID: event.eventID))],
-                brokerURL: url, queueType: queueType)
+                let event = UserEvent(
+                    kind: .created, userID: "killer", name: "K", email: "k@example.com", eventID: "killer-1", version: 1,
+                    occurredAt: Date())
+                try await publishMessages(
+                    [OutboundMessage(queue: QueueName.order, body: event.encodedBody(), properties: MessageProperties(messageID: event.eventID))],
+                    brokerURL: url, queueType: queueType)
 
-            let dead = QueueName.deadLetter(for: QueueName.order)
-            // The broker's counts of a quorum queue lag by seconds, so the instance's own log says it first: a count
-            // alone once let the test kill an instance that had just dead-lettered the message.
-            @Sendable func deadLettered() async throws -> Bool {
-                if system.logs(lines: 10_000).contains("message moved to dead-letter queue") { return true }
-                return try await broker.messageCount(queue: dead, virtualHostURL: url) ?? 0 > 0
-            }
-            var kills = 0
-            while try await !deadLettered() {
-                try #require(kills < 8, "still not dead-lettered after \(kills) kills\n\(system.logs())")
-                let counts = try await queueCounts(QueueName.order, broker: broker, virtualHostURL: url)
-                try await eventually(timeout: .seconds(30), "an instance holds the message (\(String(describing: counts)))\n\(system.logs())") {
-                    let held = try await queueCounts(QueueName.order, broker: broker, virtualHostURL: url)?.unacked == 1
-                    if try await deadLettered() { return true }
-                    return held
+                let dead = QueueName.deadLetter(for: QueueName.order)
+                // The broker's counts of a quorum queue lag by seconds, so the instance's own log says it first: a count
+                // alone once let the test kill an instance that had just dead-lettered the message.
+                @Sendable func deadLettered() async throws -> Bool {
+                    if system.logs(lines: 10_000).contains("message moved to dead-letter queue") { return true }
+                    return try await broker.messageCount(queue: dead, virtualHostURL: url) ?? 0 > 0
                 }
-                if try await deadLettered() { break }
-                let holder = system.orders[running]
-                try await holder.process.stop(signal: SIGKILL)
-                kills += 1
-                running = 1 - running
-                let next = system.orders[running]
-                try next.process.start()
-                try await eventually(timeout: .seconds(60), "\(next.name) up\n\(system.logs())") {
-                    (try? await httpRequest("GET", port: next.port, path: "/healthz").status) == 200
+                var kills = 0
+                while try await !deadLettered() {
+                    try #require(kills < 8, "still not dead-lettered after \(kills) kills\n\(system.logs())")
+                    let counts = try await queueCounts(QueueName.order, broker: broker, virtualHostURL: url)
+                    try await eventually(timeout: .seconds(30), "an instance holds the message (\(String(describing: counts)))\n\(system.logs())") {
+                        let held = try await queueCounts(QueueName.order, broker: broker, virtualHostURL: url)?.unacked == 1
+                        if try await deadLettered() { return true }
+                        return held
+                    }
+                    if try await deadLettered() { break }
+                    let holder = system.orders[running]
+                    try await holder.process.stop(signal: SIGKILL)
+                    kills += 1
+                    running = 1 - running
+                    let next = system.orders[running]
+                    try next.process.start()
+                    try await eventually(timeout: .seconds(60), "\(next.name) up\n\(system.logs())") {
+                        (try? await httpRequest("GET", port: next.port, path: "/healthz").status) == 200
+                    }
                 }
-            }
-            // Three takes, each by a fresh process of one instance or the other, each ended by a kill; the fourth
-            // arrival is dead-lettered. Fewer kills would mean takes counted that did not happen; more, takes that
-            // were not counted (a count kept in a process would never reach the bound at all).
-            #expect(kills == 3, "dead-lettered after \(kills) kills\n\(system.logs())")
-            let letter = try #require(try await takeOne(from: dead, brokerURL: url, queueType: queueType))
-            #expect(letter.properties.headers["x-attempts"] == "3", "\(letter.properties.headers)")
-            #expect(letter.properties.headers["x-error"]?.contains("taken 3 times without being settled") == true, "\(letter.properties.headers)")
-            #expect(try UserEvent.decode(body: letter.body).eventID == "killer-1")
-            try await eventually(timeout: .seconds(20), "queue_order is empty") {
-                try await queueCounts(QueueName.order, broker: broker, virtualHostURL: url).map { $0.ready + $0.unacked } == 0
+                // Three takes, each by a fresh process of one instance or the other, each ended by a kill; the fourth
+                // arrival is dead-lettered. Fewer kills would mean takes counted that did not happen; more, takes that
+                // were not counted (a count kept in a process would never reach the bound at all).
+                #expect(kills == 3, "dead-lettered after \(kills) kills\n\(system.logs())")
+                let letter = try #require(try await takeOne(from: dead, brokerURL: url, queueType: queueType))
+                #expect(letter.properties.headers["x-attempts"] == "3", "\(letter.properties.headers)")
+                #expect(letter.properties.headers["x-error"]?.contains("taken 3 times without being settled") == true, "\(letter.properties.headers)")
+                #expect(try UserEvent.decode(body: letter.body).eventID == "killer-1")
+                try await eventually(timeout: .seconds(20), "queue_order is empty") {
+                    try await queueCounts(QueueName.order, broker: broker, virtualHostURL: url).map { $0.ready + $0.unacked } == 0
+                }
             }
         }
 

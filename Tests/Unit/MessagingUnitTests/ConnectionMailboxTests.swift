@@ -14,9 +14,23 @@ struct ConnectionMailboxTests {
         #expect(!shutdownRequested)
         let id = try #require(publishRequestID(commands.first))
         #expect(commands.count == 1)
-        mailbox.answer(id, with: .success(0))
-        mailbox.answer(id, with: .failure(MessagingError(.nacked, "too late")))  // a second answer is ignored
+        mailbox.complete(id)
+        mailbox.fail(id, MessagingError(.nacked, "too late"))  // a second answer is ignored
         try await caller.value
+    }
+
+    @Test func aCountRequestIsAnsweredWithItsNumber() async throws {
+        let mailbox = PublisherMailbox()
+        let caller = Task {
+            try await mailbox.requestCount(closedDetail: "stopping") { .count(requestID: $0, queue: "q") }
+        }
+        let command = try #require(try await takeCommands(from: mailbox).commands.first)
+        guard case .count(let id, "q") = command else {
+            Issue.record("expected a count of q, got \(command)")
+            return
+        }
+        mailbox.answerCount(id, 42)
+        #expect(try await caller.value == 42)
     }
 
     @Test func commandsAreTakenInTheOrderTheyWereLeft() async throws {
@@ -80,7 +94,7 @@ struct ConnectionMailboxTests {
             return
         }
         // The state machine withdrew it (it had not started): the thread answers with CancellationError.
-        mailbox.answer(id, with: .failure(CancellationError()))
+        mailbox.fail(id, CancellationError())
         await #expect(throws: CancellationError.self) { try await caller.value }
     }
 

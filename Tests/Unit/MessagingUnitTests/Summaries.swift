@@ -33,6 +33,7 @@ extension ConnectionAction {
         case .declare(let requestID, let queues): "declare(\(requestID), \(queues.joined(separator: " ")))"
         case .completeDeclaration(let requestID): "completeDeclaration(\(requestID))"
         case .failDeclaration(let requestID, let error): "failDeclaration(\(requestID), \(error.code))"
+        case .failCount(let requestID, let error): "failCount(\(requestID), \(error.code))"
         case .sendPublish(let message): "sendPublish(\(String(decoding: message.body, as: UTF8.self)))"
         case .completePublish(let requestID): "completePublish(\(requestID))"
         case .failPublish(let requestID, let error): "failPublish(\(requestID), \(error.code))"
