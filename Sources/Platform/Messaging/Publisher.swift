@@ -68,7 +68,7 @@ public final class Publisher: Service, Sendable {
     /// Declares `queue` (durable, no arguments) on the live connection and returns the number of messages ready in
     /// it (not those delivered to a consumer and not yet acked). Throws `.notConnected` while disconnected.
     public func messageCount(of queue: String) async throws -> Int {
-        try await mailbox.request(cancellable: false, closedDetail: "the connection is shutting down") { id in
+        try await mailbox.requestCount(closedDetail: "the connection is shutting down") { id in
             .count(requestID: id, queue: queue)
         }
     }

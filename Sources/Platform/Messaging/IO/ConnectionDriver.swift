@@ -295,20 +295,21 @@ final class ConnectionDriver<Role: ConnectionRole> {
             }
             return .next(machine.queuesDeclared(requestID: requestID))
         case .completeDeclaration(let requestID), .completePublish(let requestID):
-            mailbox.answer(requestID, with: .success(0))
+            mailbox.complete(requestID)
         case .countMessages(let requestID, let queue):
             let ready: Int
             do throws(MessagingError) {
                 ready = try openConnection.declareQueue(queue, type: configuration.queueType)
             } catch {
-                mailbox.answer(requestID, with: .failure(error))
+                mailbox.fail(requestID, error)
                 return .connectionFailed(machine.connectionLost(error))
             }
-            mailbox.answer(requestID, with: .success(ready))
-        case .failDeclaration(let requestID, let error), .failPublish(let requestID, let error):
-            mailbox.answer(requestID, with: .failure(error))
+            mailbox.answerCount(requestID, ready)
+        case .failDeclaration(let requestID, let error), .failCount(let requestID, let error),
+            .failPublish(let requestID, let error):
+            mailbox.fail(requestID, error)
         case .cancelPublish(let requestID):
-            mailbox.answer(requestID, with: .failure(CancellationError()))
+            mailbox.fail(requestID, CancellationError())
 
         case .sendPublish(let message):
             // The send is dated by the clock; one read now, not before a connect or an RPC that took a while.

@@ -11,6 +11,21 @@ import Synchronization
 /// their answers) and wake the thread through a pipe; the thread takes the commands in order, and resumes the
 /// waiting callers when the state machine says so. Nothing here touches rabbitmq-c.
 final class ConnectionMailbox<RoleCommand: Sendable>: Sendable {
+    /// A caller waiting for the answer of its request, typed by the kind of request.
+    private enum Waiter {
+        /// Publish or declare: done, or failed.
+        case completion(CheckedContinuation<Void, any Error>)
+        /// Count: the number of messages ready in a queue, or failed.
+        case messageCount(CheckedContinuation<Int, any Error>)
+
+        func fail(_ error: any Error) {
+            switch self {
+            case .completion(let continuation): continuation.resume(throwing: error)
+            case .messageCount(let continuation): continuation.resume(throwing: error)
+            }
+        }
+    }
+
     private struct Entry {
         var command: ConnectionCommand<RoleCommand>
         /// The waiting caller's request, for commands that have one.
@@ -29,7 +44,7 @@ final class ConnectionMailbox<RoleCommand: Sendable>: Sendable {
         var nextRequestID: UInt64 = 0
         var entries = FIFO<Entry>()
         /// Callers waiting for an answer, by request id.
-        var waiters: [UInt64: CheckedContinuation<Int, any Error>] = [:]
+        var waiters: [UInt64: Waiter] = [:]
 
         /// Returns whether the caller must write to the wake-up pipe (no wake-up is outstanding yet).
         mutating func markWakePending() -> Bool {
@@ -86,24 +101,36 @@ final class ConnectionMailbox<RoleCommand: Sendable>: Sendable {
         }
     }
 
-    /// Leaves the command made by `command` (given the request id) and waits for the thread's answer (a number for
-    /// requests that ask for one, such as a message count; else 0). Throws `MessagingError.closed` with
-    /// `closedDetail` once shutdown was requested. If `cancellable`, cancelling the calling task withdraws the request
-    /// while the thread has not started it.
-    @discardableResult
+    /// Leaves the command made by `command` (given the request id) and waits until the thread completes it. Throws
+    /// `MessagingError.closed` with `closedDetail` once shutdown was requested. If `cancellable`, cancelling the
+    /// calling task withdraws the request while the thread has not started it.
     func request(
         cancellable: Bool, closedDetail: String, _ command: (UInt64) -> ConnectionCommand<RoleCommand>
+    ) async throws {
+        try await enqueue(cancellable: cancellable, closedDetail: closedDetail, command, Waiter.completion)
+    }
+
+    /// Leaves the count command made by `command` and waits for the number the thread answers.
+    func requestCount(
+        closedDetail: String, _ command: (UInt64) -> ConnectionCommand<RoleCommand>
     ) async throws -> Int {
+        try await enqueue(cancellable: false, closedDetail: closedDetail, command, Waiter.messageCount)
+    }
+
+    private func enqueue<Answer: Sendable>(
+        cancellable: Bool, closedDetail: String, _ command: (UInt64) -> ConnectionCommand<RoleCommand>,
+        _ waiter: @escaping (CheckedContinuation<Answer, any Error>) -> Waiter
+    ) async throws -> Answer {
         let id = state.withLock { state in
             state.nextRequestID += 1
             return state.nextRequestID
         }
         let entry = Entry(command: command(id), requestID: id, closedDetail: closedDetail)
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int, any Error>) in
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Answer, any Error>) in
                 let wake: Bool? = state.withLock { state in
                     guard !state.shutdownRequested else { return nil }
-                    state.waiters[id] = continuation
+                    state.waiters[id] = waiter(continuation)
                     state.entries.append(entry)
                     return state.markWakePending()
                 }
@@ -140,8 +167,8 @@ final class ConnectionMailbox<RoleCommand: Sendable>: Sendable {
             }
             return (refused, state.markWakePending())
         }
-        for (continuation, detail) in refused {
-            continuation.resume(throwing: MessagingError(.closed, detail))
+        for (waiter, detail) in refused {
+            waiter.fail(MessagingError(.closed, detail))
         }
         if wake { wakeup.signal() }
     }
@@ -149,7 +176,7 @@ final class ConnectionMailbox<RoleCommand: Sendable>: Sendable {
     /// Withdraws request `id`: at once if the thread has not taken it, else through the state machine, which
     /// withdraws it only if it has not started.
     private func cancel(_ id: UInt64) {
-        let (withdrawn, wake): (CheckedContinuation<Int, any Error>?, Bool) = state.withLock { state in
+        let (withdrawn, wake): (Waiter?, Bool) = state.withLock { state in
             if state.entries.remove(where: { $0.requestID == id }) != nil {
                 return (state.waiters.removeValue(forKey: id), false)
             }
@@ -157,7 +184,7 @@ final class ConnectionMailbox<RoleCommand: Sendable>: Sendable {
             state.entries.append(Entry(command: .cancel(requestID: id), requestID: nil))
             return (nil, state.markWakePending())
         }
-        withdrawn?.resume(throwing: CancellationError())
+        withdrawn?.fail(CancellationError())
         if wake { wakeup.signal() }
     }
 
@@ -171,10 +198,27 @@ final class ConnectionMailbox<RoleCommand: Sendable>: Sendable {
         }
     }
 
-    /// Answers request `id` (once; later answers are ignored).
-    func answer(_ id: UInt64, with result: Result<Int, any Error>) {
-        let continuation = state.withLock { $0.waiters.removeValue(forKey: id) }
-        continuation?.resume(with: result)
+    /// Completes request `id`, a publish or a declare (once; later answers are ignored).
+    func complete(_ id: UInt64) {
+        switch state.withLock({ $0.waiters.removeValue(forKey: id) }) {
+        case .completion(let continuation): continuation.resume()
+        case .messageCount: preconditionFailure("request \(id) asks for a count, not a completion")
+        case nil: break
+        }
+    }
+
+    /// Answers count request `id` with the number of messages ready (once; later answers are ignored).
+    func answerCount(_ id: UInt64, _ count: Int) {
+        switch state.withLock({ $0.waiters.removeValue(forKey: id) }) {
+        case .messageCount(let continuation): continuation.resume(returning: count)
+        case .completion: preconditionFailure("request \(id) asks for a completion, not a count")
+        case nil: break
+        }
+    }
+
+    /// Fails request `id`, of any kind, with `error` (once; later answers are ignored).
+    func fail(_ id: UInt64, _ error: any Error) {
+        state.withLock { $0.waiters.removeValue(forKey: id) }?.fail(error)
     }
 
     /// Publishes whether the connection is up and serving.
@@ -216,8 +260,8 @@ final class ConnectionMailbox<RoleCommand: Sendable>: Sendable {
             return Array(state.waiters.values)
         }
         connected.store(false, ordering: .releasing)
-        for continuation in waiting {
-            continuation.resume(throwing: MessagingError(.closed, "the connection has stopped"))
+        for waiter in waiting {
+            waiter.fail(MessagingError(.closed, "the connection has stopped"))
         }
     }
 }

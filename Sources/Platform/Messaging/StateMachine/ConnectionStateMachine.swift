@@ -202,7 +202,7 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
             return afterRoleEvent(role.cancelAsked(requestID: requestID))
         case .count(let requestID, let queue):
             guard case .connected = state else {
-                return [.failDeclaration(requestID: requestID, MessagingError(.notConnected, "not connected"))]
+                return [.failCount(requestID: requestID, MessagingError(.notConnected, "not connected"))]
             }
             return [.countMessages(requestID: requestID, queue: queue)]
         case .declare(let requestID, let queues):
@@ -246,7 +246,7 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
         case .unblocked:
             guard isBlocked else { return [] }
             return unblock("the broker lifted its alarm") + afterRoleEvent(role.flowControl(blocked: false))
-        default:
+        case .deliver, .ack, .nack, .returned, .cancelledByBroker, .cancelOk:
             do {
                 return afterRoleEvent(try role.frameRead(frame))
             } catch {
@@ -368,7 +368,7 @@ struct ConnectionStateMachine<Role: ConnectionRole> {
     private func requireChannel(_ event: String) {
         switch state {
         case .connected, .closing: break
-        default: preconditionFailure("\(event) in state \(state)")
+        case .idle, .connecting, .backingOff, .closed: preconditionFailure("\(event) in state \(state)")
         }
     }
 }

@@ -60,7 +60,7 @@ struct ConsumerStateMachine: ConnectionRole {
                 case .ack(let multiple): return [.ack(deliveryTag: tag, multiple: multiple)]
                 case .reject(let requeue): return [.reject(deliveryTag: tag, requeue: requeue)]
                 }
-            default:
+            case .closed, .consuming, .cancelling, .cancelled:
                 return [
                     .log(
                         .debug,
