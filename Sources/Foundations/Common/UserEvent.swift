@@ -1,6 +1,6 @@
 public import Foundation
 
-/// A change to a user, as it travels between the services (the wire format in the README).
+/// A change to a user, as it travels between the services (the wire format in docs/API.md).
 ///
 /// `user_created` and `user_updated` carry the user's full state; `user_deleted` carries only the id.
 /// Every event has an `eventID` (deduplication), a `version` (1 on create, +1 per change) and the time it happened.
@@ -47,7 +47,7 @@ public struct UserEvent: Sendable, Equatable {
 }
 
 extension UserEvent {
-    /// The JSON body of this event: a flat object, UTF-8, with the fields in the README's order.
+    /// The JSON body of this event: a flat object, UTF-8, with the fields in the order docs/API.md gives.
     public func encodedBody() -> [UInt8] {
         var writer = EventWriter()
         writer.member("event", string: kind.rawValue)

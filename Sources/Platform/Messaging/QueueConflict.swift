@@ -40,7 +40,7 @@ struct QueueConflict: Equatable {
             "a queue cannot change type in place: keep AMQP_QUEUE_TYPE as the queues are, or migrate by draining"
             + " (stop the publishers, let the consumers empty the queue, delete it, start again) or by moving to a"
             + " new vhost created with --default-queue-type \(declared) and shovelling the messages there"
-            + " (README: Running on several machines)"
+            + " (docs/OPERATIONS.md: Queue types)"
         return MessagingError(.queueConflict, "\(problem); \(migration). Broker: 406 \(brokerText)")
     }
 }

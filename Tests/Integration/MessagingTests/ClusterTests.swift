@@ -98,7 +98,7 @@ struct ClusterTests {
                     do {
                         let atStop = progress.confirmed.withLock { $0 }
                         let stopped = ContinuousClock.now
-                        // The bound the README states: a new leader is elected, and a publish the old leader never
+                        // The bound docs/OPERATIONS.md states: a new leader is elected, and a publish the old leader never
                         // confirmed is given up after the confirm timeout (5 s) and sent again on a new connection.
                         try await eventually(
                             timeout: failoverBound, "messages confirmed and delivered without node 1"
@@ -223,7 +223,7 @@ struct QueueTypeConflictTests {
 }
 
 /// How long after the first node stops the failover test's publisher and consumer must be carrying on again (50
-/// messages confirmed, 40 delivered): the README's "Running on several machines" states it.
+/// messages confirmed, 40 delivered): docs/OPERATIONS.md's "Running on several machines" states it.
 private let failoverBound = Duration.seconds(60)
 
 /// What the failover test's publishing and consuming tasks have done so far.

@@ -15,7 +15,7 @@ import TestSupport
 /// another takes over within the documented time, skipping nothing.
 @Suite(.timeLimit(.minutes(3)))
 struct RelayHandOverTests {
-    /// The hand-over time the README documents: the others try the lock every `PostgresOutbox.lockRetryInterval`
+    /// The hand-over time docs/OPERATIONS.md documents: the others try the lock every `PostgresOutbox.lockRetryInterval`
     /// (1 s); allow for a loaded machine.
     static let handOverLimit = Duration.seconds(5)
 

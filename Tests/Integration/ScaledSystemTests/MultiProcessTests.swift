@@ -11,7 +11,7 @@ import TestSupport
 extension ScaledProcesses {
     @Suite(.timeLimit(.minutes(8)))
     struct MultiProcessTests {
-        /// The hand-over time README documents ("within about 1 s; the tests allow 5 s on a loaded machine").
+        /// The hand-over time docs/OPERATIONS.md documents ("within about 1 s; the tests allow 5 s on a loaded machine").
         static let handOverLimit = Duration.seconds(5)
 
         @Test func oneOfEachOnPostgresDeliversCreatesUpdatesAndDeletes() async throws {

@@ -53,7 +53,7 @@ public enum ServiceMetrics {
     }
 }
 
-/// Metric names shared by more than one module or referred to by tests and the README.
+/// Metric names shared by more than one module or referred to by tests and docs/OPERATIONS.md.
 public enum MetricName {
     /// Histogram: time from an event's `occurred_at` to the order service's commit of it.
     public static let eventLag = "event_lag_seconds"
