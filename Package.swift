@@ -2,8 +2,11 @@
 import PackageDescription
 
 // The tree reads as the architecture, bottom up:
-//   Sources/Foundations  C shims (CSQLite, CRabbitMQ) and the event types every service shares (Common)
-//   Sources/Platform     infrastructure with no business rules: Storage (SQLite), Messaging (AMQP), HTTPServer
+//   Sources/Foundations  C shims (CSQLite, CRabbitMQ); the event codec every service shares (EventCodec: event types,
+//                        their JSON scanner and writer, timestamps, limits; no dependencies); queue and header names,
+//                        trace context and log escaping (Common)
+//   Sources/Platform     infrastructure with no business rules: SQLiteStorage, PostgresStorage, Messaging (AMQP),
+//                        HTTPServer
 //   Sources/Runtime      how a service process runs: ServiceRuntime (options, life cycle, health, metrics), and
 //                        Delivery (when a consumed message is acked, retried or dead-lettered)
 //   Sources/Services     the three services' logic, as libraries
@@ -49,10 +52,11 @@ let package = Package(
         .systemLibrary(
             name: "CRabbitMQ", path: "Sources/Foundations/CRabbitMQ", pkgConfig: "librabbitmq",
             providers: [.apt(["librabbitmq-dev"]), .brew(["rabbitmq-c"])]),
+        library("EventCodec", in: "Foundations", dependencies: []),
         library("Common", in: "Foundations", dependencies: [logging]),
 
         // MARK: Platform
-        library("Storage", in: "Platform", dependencies: ["CSQLite", logging, metrics]),
+        library("SQLiteStorage", in: "Platform", dependencies: ["CSQLite", logging, metrics]),
         library("PostgresStorage", in: "Platform", dependencies: [postgres, logging, serviceLifecycle]),
         library("Messaging", in: "Platform", dependencies: ["CRabbitMQ", metrics, logging, serviceLifecycle]),
         library("HTTPServer", in: "Platform", dependencies: ["Common", nio("NIOCore"), nio("NIOPosix"), nio("NIOHTTP1"), logging, serviceLifecycle]),
@@ -67,7 +71,7 @@ let package = Package(
             ]),
         library(
             "Delivery", in: "Runtime",
-            dependencies: ["Common", "Messaging", "HTTPServer", "ServiceRuntime", metrics, logging, serviceLifecycle]),
+            dependencies: ["Common", "EventCodec", "Messaging", "HTTPServer", "ServiceRuntime", metrics, logging, serviceLifecycle]),
 
         // MARK: Services
         .target(
@@ -84,12 +88,12 @@ let package = Package(
         // MARK: Tools
         executable(
             "requeue-dead-letters", in: "Tools",
-            dependencies: ["Common", "Messaging", "Delivery", "ServiceRuntime", logging, argumentParser]),
+            dependencies: ["Common", "EventCodec", "Messaging", "Delivery", "ServiceRuntime", logging, argumentParser]),
         // The broker's own ceiling in C on rabbitmq-c alone, so the yardstick does not include our client.
         .target(name: "CBrokerCeiling", dependencies: ["CRabbitMQ"], path: "Sources/Tools/CBrokerCeiling"),
         library(
             "Benchmark", in: "Tools",
-            dependencies: ["Common", "Storage", "Messaging", "CBrokerCeiling", logging, .product(name: "Histogram", package: "hdrhistogram-swift")]),
+            dependencies: ["Common", "EventCodec", "SQLiteStorage", "Messaging", "CBrokerCeiling", logging, .product(name: "Histogram", package: "hdrhistogram-swift")]),
         executable("user-events-bench", in: "Tools", dependencies: ["Benchmark", argumentParser]),
 
         // MARK: Tests
@@ -103,20 +107,20 @@ let package = Package(
         support(
             "StoreConformance",
             dependencies: [
-                "UserService", "OrderService", "Common", "PostgresStorage", "TestSupport", "DatabaseTestSupport",
+                "UserService", "OrderService", "Common", "EventCodec", "PostgresStorage", "TestSupport", "DatabaseTestSupport",
                 logging, serviceLifecycle,
             ]),
 
-        test("CommonTests", in: "Unit", dependencies: ["Common", logging]),
-        test("StorageTests", in: "Unit", dependencies: ["Storage", "TestSupport", logging, metrics, metricsTestKit]),
-        test("UserServiceTests", in: "Unit", dependencies: ["UserService", "Common", "Storage", "Messaging", "HTTPServer", "TestSupport", logging, nio("NIOHTTP1")]),
+        test("CommonTests", in: "Unit", dependencies: ["Common", "EventCodec", logging]),
+        test("SQLiteStorageTests", in: "Unit", dependencies: ["SQLiteStorage", "TestSupport", logging, metrics, metricsTestKit]),
+        test("UserServiceTests", in: "Unit", dependencies: ["UserService", "Common", "EventCodec", "SQLiteStorage", "Messaging", "HTTPServer", "TestSupport", logging, nio("NIOHTTP1")]),
         test(
             "HTTPServerTests", in: "Unit", dependencies: ["HTTPServer", "TestSupport", nio("NIOEmbedded"), nio("NIOPosix")]),
         test("MessagingUnitTests", in: "Unit", dependencies: ["Messaging"]),
         test(
             "FuzzTests", in: "Unit",
             dependencies: [
-                "Common", "NotificationService", "HTTPServer", "Messaging", "CRabbitMQ", "BrokerTestSupport",
+                "Common", "EventCodec", "NotificationService", "HTTPServer", "Messaging", "CRabbitMQ", "BrokerTestSupport",
                 nio("NIOCore"), nio("NIOEmbedded"), nio("NIOHTTP1"), nio("NIOPosix"), logging,
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]),
@@ -127,12 +131,12 @@ let package = Package(
                 "ServiceRuntime", "Messaging", "TestSupport", argumentParser, logging, metrics, metricsTestKit,
                 serviceLifecycle,
             ]),
-        test("NotificationServiceTests", in: "Unit", dependencies: ["NotificationService", "Common", "Messaging", logging]),
-        test("DeliveryTests", in: "Unit", dependencies: ["Delivery", "Messaging", "Common", metrics, metricsTestKit, logging]),
+        test("NotificationServiceTests", in: "Unit", dependencies: ["NotificationService", "Common", "EventCodec", "Messaging", logging]),
+        test("DeliveryTests", in: "Unit", dependencies: ["Delivery", "Messaging", "Common", "EventCodec", metrics, metricsTestKit, logging]),
         test(
             "OrderServiceTests", in: "Unit",
             dependencies: [
-                "OrderService", "Delivery", "Messaging", "Common", "Storage", "TestSupport", metrics, metricsTestKit, logging,
+                "OrderService", "Delivery", "Messaging", "Common", "EventCodec", "SQLiteStorage", "TestSupport", metrics, metricsTestKit, logging,
             ]),
         test("StoreConformanceSQLiteTests", in: "Unit", dependencies: ["StoreConformance"]),
         test("ExecutableTests", in: "Unit", dependencies: ["TestSupport"]),
@@ -152,17 +156,17 @@ let package = Package(
         test(
             "ScaledStoreTests", in: "Integration",
             dependencies: [
-                "UserService", "OrderService", "Common", "Messaging", "PostgresStorage", "StoreConformance",
+                "UserService", "OrderService", "Common", "EventCodec", "Messaging", "PostgresStorage", "StoreConformance",
                 "DatabaseTestSupport", "BrokerTestSupport", "TestSupport", logging, serviceLifecycle,
             ]),
         test("BenchmarkCeilingTests", in: "Integration", dependencies: ["Benchmark", "Messaging", "BrokerTestSupport"]),
         test(
             "EndToEndTests", in: "Integration",
-            dependencies: ["Common", "Storage", "Messaging", "TestSupport", "BrokerTestSupport"]),
+            dependencies: ["Common", "EventCodec", "SQLiteStorage", "Messaging", "TestSupport", "BrokerTestSupport"]),
         // The executables as processes, several instances each, on PostgreSQL and (the chaos test) a 3-node cluster.
         test(
             "ScaledSystemTests", in: "Integration",
-            dependencies: ["Common", "Messaging", "TestSupport", "BrokerTestSupport", "DatabaseTestSupport", logging]),
+            dependencies: ["Common", "EventCodec", "Messaging", "TestSupport", "BrokerTestSupport", "DatabaseTestSupport", logging]),
     ]
 )
 
@@ -196,5 +200,5 @@ var postgres: Target.Dependency { .product(name: "PostgresNIO", package: "postgr
 var yams: Target.Dependency { .product(name: "Yams", package: "Yams") }
 
 var serviceDependencies: [Target.Dependency] {
-    ["Common", "Storage", "Messaging", "HTTPServer", "ServiceRuntime", metrics, nio("NIOHTTP1"), logging, serviceLifecycle, argumentParser]
+    ["Common", "EventCodec", "SQLiteStorage", "Messaging", "HTTPServer", "ServiceRuntime", metrics, nio("NIOHTTP1"), logging, serviceLifecycle, argumentParser]
 }

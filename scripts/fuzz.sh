@@ -11,14 +11,12 @@ work=.build/fuzz
 mkdir -p "$work/corpus-event-decoder" "$work/artifacts"
 
 echo "building the libFuzzer harness for the event decoder..."
-# Common's files without the ones that need a package (UntrustedText uses swift-log, which a bare swiftc does not
-# find); the decoder uses none of them.
-common=$(grep -L -E '^(public |internal |package )?import (Logging|NIO)' Sources/Foundations/Common/*.swift)
+# The event codec is a module without dependencies: its files compile with the harness as they are.
 # shellcheck disable=SC2086 # one file per word
 swiftc -swift-version 6 -O -sanitize=fuzzer -parse-as-library -module-name EventDecoderFuzz \
     -enable-upcoming-feature ExistentialAny -enable-upcoming-feature InternalImportsByDefault \
     -enable-upcoming-feature MemberImportVisibility \
-    $common Fuzz/EventDecoder/main.swift -o "$work/event-decoder"
+    Sources/Foundations/EventCodec/*.swift Fuzz/EventDecoder/main.swift -o "$work/event-decoder"
 
 echo "fuzzing the event decoder for ${seconds}s (new inputs go to $work/corpus-event-decoder)..."
 # The first corpus folder receives what libFuzzer finds; the checked-in seeds stay as they are.

@@ -1,4 +1,5 @@
 import Common
+import EventCodec
 public import Foundation
 public import Messaging
 

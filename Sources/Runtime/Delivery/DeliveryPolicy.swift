@@ -1,4 +1,5 @@
 public import Common
+public import EventCodec
 import Foundation
 import Messaging
 

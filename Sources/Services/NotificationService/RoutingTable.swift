@@ -1,4 +1,5 @@
 import Common
+import EventCodec
 import Foundation
 import Yams
 

@@ -1,7 +1,7 @@
-import Common
+import EventCodec
 import Foundation
 import Logging
-import Storage
+import SQLiteStorage
 
 /// `SnapshotStore` on SQLite, in `orders.sqlite`: one row per user, the tombstone of a deleted user has
 /// `deleted = 1` and keeps its version.

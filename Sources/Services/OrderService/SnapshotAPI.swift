@@ -2,7 +2,7 @@ import Foundation
 import HTTPServer
 import NIOHTTP1
 import ServiceRuntime
-import Storage
+import SQLiteStorage
 
 /// The order service's read API, on its admin port.
 struct SnapshotAPI: Sendable {

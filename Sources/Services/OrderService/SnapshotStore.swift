@@ -1,4 +1,4 @@
-import Common
+import EventCodec
 
 /// The order service's copy of every user. `SQLiteSnapshotStore` is the backend on SQLite.
 ///

@@ -1,6 +1,6 @@
-import Common
+import EventCodec
 import Foundation
-import Storage
+import SQLiteStorage
 
 /// The outbox in `users.sqlite`: an event is appended in the same transaction as the change it describes, so it
 /// exists exactly when that change was committed, and `appended` yields once that transaction has committed.

@@ -1,7 +1,7 @@
-import Common
+import EventCodec
 import Foundation
 import Logging
-import Storage
+import SQLiteStorage
 
 /// `UserStore` on SQLite: users, idempotency keys and the outbox in one file, `users.sqlite`.
 ///

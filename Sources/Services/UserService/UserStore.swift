@@ -1,4 +1,4 @@
-import Common
+import EventCodec
 import Foundation
 
 /// The users the API serves, and the events their changes produce. `SQLiteUserStore` is the backend on SQLite.

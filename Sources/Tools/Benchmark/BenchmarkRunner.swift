@@ -1,6 +1,6 @@
 import Foundation
 public import Messaging
-import Storage
+import SQLiteStorage
 
 /// Which parts of the benchmark run.
 public enum BenchmarkPhase: String, Sendable, CaseIterable {

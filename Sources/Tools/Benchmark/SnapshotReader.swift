@@ -1,5 +1,5 @@
 import Foundation
-import Storage
+import SQLiteStorage
 
 /// Where the order service keeps its snapshots: the SQLite file the bench gave it, or a PostgreSQL database
 /// (read with `psql`, so the bench needs no PostgreSQL client of its own).

@@ -1,4 +1,4 @@
-import Common
+import EventCodec
 import Foundation
 
 /// `user-events-bench --codec-loop MODE:N`: encodes or decodes one realistic event body N times in process, with no

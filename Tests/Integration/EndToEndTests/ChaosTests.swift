@@ -1,7 +1,8 @@
 import BrokerTestSupport
 import Common
+import EventCodec
 import Foundation
-import Storage
+import SQLiteStorage
 import Synchronization
 import Testing
 import TestSupport

@@ -1,6 +1,6 @@
 import BrokerTestSupport
 import Foundation
-import Storage
+import SQLiteStorage
 import Testing
 import TestSupport
 

@@ -1,7 +1,7 @@
 import BrokerTestSupport
 import Foundation
 import Messaging
-import Storage
+import SQLiteStorage
 import TestSupport
 import Testing
 

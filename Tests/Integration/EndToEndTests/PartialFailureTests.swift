@@ -1,9 +1,10 @@
 import BrokerTestSupport
 import Common
+import EventCodec
 import Foundation
 import Logging
 import Messaging
-import Storage
+import SQLiteStorage
 import Testing
 import TestSupport
 

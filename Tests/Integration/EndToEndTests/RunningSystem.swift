@@ -2,7 +2,7 @@ import BrokerTestSupport
 import Foundation
 import Logging
 import Messaging
-import Storage
+import SQLiteStorage
 import TestSupport
 import Testing
 

@@ -1,5 +1,6 @@
 import BrokerTestSupport
 import Common
+import EventCodec
 import DatabaseTestSupport
 import Foundation
 import Messaging

@@ -1,5 +1,6 @@
 import BrokerTestSupport
 import Common
+import EventCodec
 import Delivery
 import Foundation
 import HTTPServer

@@ -1,11 +1,12 @@
 import BrokerTestSupport
 import Common
+import EventCodec
 import Foundation
 import HTTPServer
 import Logging
 import Messaging
 import ServiceRuntime
-import Storage
+import SQLiteStorage
 import TestSupport
 import Testing
 

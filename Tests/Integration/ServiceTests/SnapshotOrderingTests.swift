@@ -1,5 +1,6 @@
 import BrokerTestSupport
 import Common
+import EventCodec
 import Foundation
 import HTTPServer
 import Logging

@@ -1,12 +1,13 @@
 import BrokerTestSupport
 import Common
+import EventCodec
 import Foundation
 import HTTPServer
 import Logging
 import Messaging
 import NIOHTTP1
 import ServiceRuntime
-import Storage
+import SQLiteStorage
 import Synchronization
 import TestSupport
 import Testing

@@ -4,7 +4,7 @@ import Logging
 import PostgresNIO
 public import PostgresStorage
 import ServiceLifecycle
-import Storage
+import SQLiteStorage
 import TestSupport
 
 @testable import OrderService

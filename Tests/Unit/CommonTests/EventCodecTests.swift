@@ -1,4 +1,4 @@
-import Common
+import EventCodec
 import Foundation
 import Testing
 

@@ -1,4 +1,4 @@
-@testable import Common
+@testable import EventCodec
 import Testing
 
 /// Consumers take no event the user API would refuse for its size: each field at its limit passes, one byte more is

@@ -1,4 +1,4 @@
-import Common
+import EventCodec
 import Foundation
 @testable import Messaging
 import Metrics

@@ -1,4 +1,4 @@
-import Common
+import EventCodec
 import Foundation
 
 /// Event bodies as a hostile or careless publisher would send them: JSON objects whose fields are missing,

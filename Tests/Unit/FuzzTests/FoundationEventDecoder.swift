@@ -1,6 +1,6 @@
 import Foundation
 
-@testable import Common
+@testable import EventCodec
 
 /// The event decoder as it was before `UserEvent` read bodies itself: `JSONDecoder` into a dictionary of typed
 /// values, then the same validation. Kept here only, as the reference the differential fuzz test compares with.

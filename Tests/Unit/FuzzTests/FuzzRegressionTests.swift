@@ -1,4 +1,4 @@
-import Common
+import EventCodec
 import HTTPServer
 import NotificationService
 import Foundation

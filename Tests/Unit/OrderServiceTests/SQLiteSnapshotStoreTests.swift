@@ -1,7 +1,7 @@
-import Common
+import EventCodec
 import Foundation
 import Logging
-import Storage
+import SQLiteStorage
 import Testing
 import TestSupport
 

@@ -1,10 +1,10 @@
-import Common
+import EventCodec
 import Delivery
 import Foundation
 import Logging
 import Metrics
 import MetricsTestKit
-import Storage
+import SQLiteStorage
 import TestSupport
 import Testing
 

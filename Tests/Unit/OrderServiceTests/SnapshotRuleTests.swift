@@ -1,4 +1,4 @@
-import Common
+import EventCodec
 import Foundation
 import Logging
 import PostgresStorage
@@ -6,7 +6,7 @@ import Testing
 import TestSupport
 
 @testable import OrderService
-@testable import Storage
+@testable import SQLiteStorage
 
 /// Whose fault a database failure is, for each backend; real SQLite files, no broker. (The rule for events in the
 /// original system's shape is in the store conformance suite, run on both backends.)

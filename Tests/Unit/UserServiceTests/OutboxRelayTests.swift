@@ -1,7 +1,7 @@
-import Common
+import EventCodec
 import Foundation
 import Messaging
-import Storage
+import SQLiteStorage
 import Synchronization
 import Testing
 import TestSupport

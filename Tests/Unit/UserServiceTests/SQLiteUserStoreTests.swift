@@ -1,6 +1,6 @@
-import Common
+import EventCodec
 import Foundation
-import Storage
+import SQLiteStorage
 import Testing
 
 @testable import UserService

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import Storage
+import SQLiteStorage
 import TestSupport
 
 @testable import UserService

@@ -1,5 +1,5 @@
 import Foundation
-import Storage
+import SQLiteStorage
 import Testing
 
 /// Once a workload's statements are cached, running it again compiles no SQL: no `sqlite3Parser` on the hot path.

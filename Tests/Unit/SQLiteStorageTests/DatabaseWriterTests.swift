@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import Metrics
 import MetricsTestKit
-import Storage
+import SQLiteStorage
 import Synchronization
 import Testing
 

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import Storage
+import SQLiteStorage
 import Testing
 
 /// Users' names and emails are their owner's to read: a database file this layer creates, and its WAL and shared
