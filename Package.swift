@@ -65,13 +65,20 @@ let package = Package(
         library(
             "ServiceRuntime", in: "Runtime",
             dependencies: [
-                "Messaging", "HTTPServer", metrics, nio("NIOHTTP1"), logging, serviceLifecycle, argumentParser,
-                .product(name: "Prometheus", package: "swift-prometheus"),
+                "Messaging", "HTTPServer", "PostgresStorage", metrics, nio("NIOHTTP1"), logging, serviceLifecycle,
+                argumentParser, .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]),
         library(
             "Delivery", in: "Runtime",
-            dependencies: ["Common", "EventCodec", "Messaging", "HTTPServer", "ServiceRuntime", metrics, logging, serviceLifecycle]),
+            dependencies: ["Common", "EventCodec", "Messaging", "ServiceRuntime", metrics, logging, serviceLifecycle]),
+        // The one assembly path of every service: its parts, health, metrics, the HTTP server, store selection.
+        library(
+            "ServiceKit", in: "Runtime",
+            dependencies: [
+                "Common", "Delivery", "Messaging", "HTTPServer", "PostgresStorage", "ServiceRuntime", logging,
+                serviceLifecycle,
+            ]),
 
         // MARK: Services
         .target(
@@ -148,7 +155,7 @@ let package = Package(
         test(
             "ServiceTests", in: "Integration",
             dependencies: [
-                "UserService", "NotificationService", "OrderService", "ServiceRuntime", "Delivery", "TestSupport",
+                "UserService", "NotificationService", "OrderService", "ServiceRuntime", "ServiceKit", "Delivery", "TestSupport",
                 "BrokerTestSupport", "Messaging", "HTTPServer", metrics, nio("NIOHTTP1"), logging,
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
@@ -200,5 +207,5 @@ var postgres: Target.Dependency { .product(name: "PostgresNIO", package: "postgr
 var yams: Target.Dependency { .product(name: "Yams", package: "Yams") }
 
 var serviceDependencies: [Target.Dependency] {
-    ["Common", "EventCodec", "SQLiteStorage", "Messaging", "HTTPServer", "ServiceRuntime", metrics, nio("NIOHTTP1"), logging, serviceLifecycle, argumentParser]
+    ["Common", "EventCodec", "SQLiteStorage", "Messaging", "HTTPServer", "ServiceRuntime", "ServiceKit", metrics, nio("NIOHTTP1"), logging, serviceLifecycle, argumentParser]
 }

@@ -40,6 +40,7 @@ public struct PostgresEndpoint: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         let credentials = password == nil ? username : "\(username):***"
         let query = tls == .prefer ? "" : "?sslmode=\(tls.rawValue)"
+        let host = self.host.contains(":") ? "[\(self.host)]" : self.host
         return "postgres://\(credentials)@\(host):\(port)/\(database)\(query)"
     }
 }

@@ -103,7 +103,7 @@ public final class DeliveryLoop: Service, Sendable {
     }
 
     /// What `/readyz` should report down while deliveries are paused, nil while they flow.
-    var unavailableDependency: DependencyUnavailable? { gate.fault }
+    public var unavailableDependency: DependencyUnavailable? { gate.fault }
 
     /// Handles `deliveries` as one batch when the batch handler can take them, else (or when the batch failed) each
     /// on its own, concurrently.

@@ -1,5 +1,5 @@
 import Common
-import Delivery
+import ServiceKit
 public import HTTPServer
 public import Logging
 public import Messaging
@@ -30,23 +30,27 @@ public struct NotificationServiceConfiguration: Sendable {
 
 /// The notification service, assembled.
 public struct NotificationServiceApp: Sendable {
-    private let service: ConsumingService
+    private let service: AssembledService
 
-    /// Wires the consumer of `queue_dispatch`, the publisher to the destinations and the admin endpoints.
+    /// Wires the consumer of `queue_dispatch`, the publisher to the destinations, the router between them, and the
+    /// SIGHUP reloader of the routing table.
     public init(configuration: NotificationServiceConfiguration, logger: Logger) {
-        let connections = ConsumerConnections(
-            service: "notification-service", queue: QueueName.dispatch,
-            declaring: configuration.routingTable.allDestinations + [QueueName.unrouted],
-            broker: configuration.broker, prefetch: configuration.prefetch, logger: logger)
+        var assembly = ServiceAssembly(http: configuration.http, logger: logger)
+        let connections = assembly.consume(
+            QueueName.dispatch, service: "notification-service",
+            declaring: configuration.routingTable.allDestinations + [QueueName.unrouted], broker: configuration.broker,
+            prefetch: configuration.prefetch)
         let table = CurrentRoutingTable(configuration.routingTable)
         let router = EventRouter(
             table: table, publisher: connections.publisher, sourceQueue: connections.queue, logger: logger)
-        let reloader = configuration.routingTablePath.map { path in
-            RoutingTableReloader(path: path, current: table, publisher: connections.publisher, logger: logger)
+        assembly.deliver(
+            connections, maxAttempts: configuration.maxAttempts, handler: router.handle(_:),
+            batchHandler: router.handle(batch:))
+        if let path = configuration.routingTablePath {
+            assembly.stages.listeners.append(
+                RoutingTableReloader(path: path, current: table, publisher: connections.publisher, logger: logger))
         }
-        service = ConsumingService(
-            connections, maxAttempts: configuration.maxAttempts, http: configuration.http, logger: logger,
-            listeners: reloader.map { [$0] } ?? [], handler: router.handle(_:), batchHandler: router.handle(batch:))
+        service = assembly.build()
     }
 
     /// Everything to run, in stages.

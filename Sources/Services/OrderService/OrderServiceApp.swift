@@ -1,7 +1,7 @@
 import Common
-import Delivery
 public import HTTPServer
 import PostgresStorage
+import ServiceKit
 import ServiceLifecycle
 public import Logging
 public import Messaging
@@ -35,52 +35,33 @@ public struct OrderServiceConfiguration: Sendable {
 
 /// The order service, assembled: its database is open, its services are ready to run.
 public struct OrderServiceApp: Sendable {
-    private let service: ConsumingService
-    private let databaseServices: [any Service]
+    private let service: AssembledService
 
-    /// Opens the database (failing at once when it cannot be used) and wires the parts together.
+    /// Opens the database (failing at once when it cannot be used) and wires the parts together: the store, the
+    /// consumer of `queue_order` applying each event, and the snapshot read API on the admin port.
     public init(configuration: OrderServiceConfiguration, logger: Logger) throws {
-        let store: any SnapshotStore
-        switch configuration.database {
-        case .sqlite(let path):
-            store = try SQLiteSnapshotStore(path: path, logger: logger)
-            databaseServices = []
-        case .postgres(let location):
-            let database = PostgresPool(
-                endpoint: PostgresEndpoint(location), name: "orders", migrations: PostgresSnapshotStore.migrations,
-                maximumConnections: 10, logger: logger)
-            store = PostgresSnapshotStore(database: database, logger: logger)
-            databaseServices = [database]
-        }
-        let connections = ConsumerConnections(
-            service: "order-service", queue: QueueName.order, broker: configuration.broker,
-            prefetch: configuration.prefetch, logger: logger)
+        var assembly = ServiceAssembly(http: configuration.http, logger: logger)
+        let store: any SnapshotStore = try assembly.openDatabase(
+            configuration.database, name: "orders", postgresMigrations: PostgresSnapshotStore.migrations,
+            maximumConnections: 10,
+            sqlite: { try SQLiteSnapshotStore(path: $0, logger: logger) },
+            postgres: { PostgresSnapshotStore(database: $0, logger: logger) })
+        let connections = assembly.consume(
+            QueueName.order, service: "order-service", broker: configuration.broker, prefetch: configuration.prefetch)
         let applier = SnapshotApplier(store: store, logger: logger)
-        service = ConsumingService(
-            connections, maxAttempts: configuration.maxAttempts, http: configuration.http, logger: logger,
-            routes: { SnapshotAPI(store: store).register(in: &$0) },
-            checks: { ["database": await store.isHealthy()] },
-            handler: applier.handle(_:), batchHandler: applier.handle(batch:))
+        assembly.deliver(
+            connections, maxAttempts: configuration.maxAttempts, handler: applier.handle(_:),
+            batchHandler: applier.handle(batch:))
+        SnapshotAPI(store: store).register(in: &assembly.routes)
+        assembly.addReadiness { Readiness(checks: ["database": await store.isHealthy()]) }
+        service = assembly.build()
     }
 
     /// Everything to run, in stages; the database pool (PostgreSQL) starts first and stops last.
-    public var services: ServiceStages {
-        var stages = service.stages
-        stages.connections.insert(contentsOf: databaseServices, at: 0)
-        return stages
-    }
+    public var services: ServiceStages { service.stages }
 
     /// The admin port, once listening.
     public func listeningPort() async throws -> Int {
         try await service.listeningPort()
-    }
-}
-
-extension PostgresEndpoint {
-    /// The endpoint a `postgres://` setting names.
-    init(_ location: PostgresLocation) {
-        self.init(
-            host: location.host, port: location.port, username: location.username, password: location.password,
-            database: location.database, tls: TLSMode(rawValue: location.sslMode) ?? .prefer)
     }
 }

@@ -1,6 +1,7 @@
 import Common
 public import HTTPServer
 import PostgresStorage
+import ServiceKit
 import ServiceLifecycle
 public import Logging
 public import Messaging
@@ -32,35 +33,31 @@ public struct UserServiceConfiguration: Sendable {
 
 /// The user service, assembled: its database is open, its services are ready to run.
 public struct UserServiceApp: Sendable {
-    /// The services to run: the database pool (PostgreSQL) and the publisher's connection, the outbox relay, the HTTP
-    /// server (which stops first).
-    public let services: ServiceStages
-    private let server: HTTPServer
+    private let service: AssembledService
 
-    /// Opens the database (failing at once when it cannot be used) and wires the parts together.
+    /// Opens the database (failing at once when it cannot be used) and wires the parts together: the store and its
+    /// outbox, the publisher and the relay that publishes the outbox, and the user API.
     public init(configuration: UserServiceConfiguration, logger: Logger) throws {
+        var assembly = ServiceAssembly(http: configuration.http, logger: logger)
+        let keep = configuration.outboxKeepSent
+        let (store, outbox): (any UserStore, any Outbox) = try assembly.openDatabase(
+            configuration.database, name: "users", postgresMigrations: PostgresUserStore.migrations,
+            sqlite: { path in
+                let store = try SQLiteUserStore(path: path, keptSentRows: keep, logger: logger)
+                return (store, store.outbox)
+            },
+            postgres: { pool in
+                let store = PostgresUserStore(database: pool, keptSentRows: keep, logger: logger)
+                return (store, store.outbox)
+            })
         var brokerConfiguration = configuration.broker
         brokerConfiguration.connectionName = "user-service publisher"
-        let store: any UserStore
-        let outbox: any Outbox
-        var databaseServices: [any Service] = []
-        switch configuration.database {
-        case .sqlite(let path):
-            let sqlite = try SQLiteUserStore(path: path, keptSentRows: configuration.outboxKeepSent, logger: logger)
-            store = sqlite
-            outbox = sqlite.outbox
-        case .postgres(let location):
-            let database = PostgresPool(
-                endpoint: PostgresEndpoint(location), name: "users", migrations: PostgresUserStore.migrations,
-                logger: logger)
-            let postgres = PostgresUserStore(database: database, keptSentRows: configuration.outboxKeepSent, logger: logger)
-            store = postgres
-            outbox = postgres.outbox
-            databaseServices = [database]
-        }
         let publisher = Publisher(configuration: brokerConfiguration, declaring: [QueueName.dispatch], logger: logger)
         let relay = OutboxRelay(outbox: outbox, publisher: publisher, logger: logger)
-        let router = Self.router(api: UserAPI(store: store, logger: logger)) {
+        assembly.stages.connections.append(publisher)
+        assembly.stages.workers.append(relay)
+        UserAPI(store: store, logger: logger).register(in: &assembly.routes)
+        assembly.addReadiness {
             let backlog = try? await outbox.backlog()
             let setAside = try? await outbox.setAsideCount()
             // Rows set aside do not make the service unready: everything else flows, and they wait for an operator.
@@ -71,30 +68,15 @@ public struct UserServiceApp: Sendable {
                     "outbox_relay": relay.isRelaying ? 1 : 0,
                 ])
         }
-        server = HTTPServer(configuration: configuration.http.recordingMetrics(), router: router, logger: logger)
-        services = ServiceStages(connections: databaseServices + [publisher], workers: [relay], listeners: [server])
+        service = assembly.build()
     }
 
-    /// Every route the service serves: the user API and its document, health and metrics.
-    static func router(api: UserAPI, readiness: @escaping @Sendable () async -> Readiness) -> Router {
-        var router = Router()
-        api.register(in: &router)
-        router.addHealthRoutes(readiness: readiness)
-        router.addMetricsRoute()
-        return router
-    }
+    /// The services to run: the database pool (PostgreSQL) and the publisher's connection, the outbox relay, the HTTP
+    /// server (which stops first).
+    public var services: ServiceStages { service.stages }
 
     /// The port the HTTP server listens on, once it does.
     public func listeningPort() async throws -> Int {
-        try await server.listeningPort()
-    }
-}
-
-extension PostgresEndpoint {
-    /// The endpoint a `postgres://` setting names.
-    init(_ location: PostgresLocation) {
-        self.init(
-            host: location.host, port: location.port, username: location.username, password: location.password,
-            database: location.database, tls: TLSMode(rawValue: location.sslMode) ?? .prefer)
+        try await service.listeningPort()
     }
 }

@@ -10,6 +10,7 @@ import ServiceRuntime
 import SQLiteStorage
 import Synchronization
 import TestSupport
+import ServiceKit
 import Testing
 
 @testable import UserService
@@ -282,13 +283,13 @@ struct UserAPITests {
                 for status in responses.keys { documented.insert("\(method.uppercased()) \(path) \(status)") }
             }
         }
-        let routes = UserServiceApp.router(
-            api: UserAPI(
-                store: try SQLiteUserStore(
-                    path: try temporaryDirectory("user-api-routes") + "/users.sqlite", logger: Logger(label: "routes")),
-                logger: Logger(label: "routes")),
-            readiness: { Readiness(checks: [:]) }
-        ).routes
+        var assembly = ServiceAssembly(http: HTTPServerConfiguration(port: 0), logger: Logger(label: "routes"))
+        UserAPI(
+            store: try SQLiteUserStore(
+                path: try temporaryDirectory("user-api-routes") + "/users.sqlite", logger: Logger(label: "routes")),
+            logger: Logger(label: "routes")
+        ).register(in: &assembly.routes)
+        let routes = assembly.router().routes
         let registered = Set(routes.map { "\($0.method) \($0.pattern)" })
         #expect(registered == documentedRoutes)
 

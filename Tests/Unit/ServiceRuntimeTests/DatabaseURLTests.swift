@@ -1,3 +1,4 @@
+import PostgresStorage
 import Testing
 
 @testable import ServiceRuntime
@@ -12,7 +13,7 @@ struct DatabaseURLTests {
             return
         }
         #expect(postgres.host == "db.internal" && postgres.port == 6543 && postgres.database == "users")
-        #expect(postgres.username == "app" && postgres.password == "s@cret" && postgres.sslMode == "prefer")
+        #expect(postgres.username == "app" && postgres.password == "s@cret" && postgres.tls == .prefer)
         #expect(location.description == "postgres://app:***@db.internal:6543/users")
         #expect(!location.description.contains("cret"))
     }
@@ -22,9 +23,9 @@ struct DatabaseURLTests {
         #expect(
             location
                 == .postgres(
-                    PostgresLocation(
+                    PostgresEndpoint(
                         host: "localhost", port: 5432, username: "app", password: nil, database: "orders",
-                        sslMode: "require")))
+                        tls: .require)))
         #expect(location.description == "postgres://app@localhost:5432/orders?sslmode=require")
     }
 

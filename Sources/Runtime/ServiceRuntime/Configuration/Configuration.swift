@@ -1,3 +1,4 @@
+public import PostgresStorage
 import Foundation
 public import Logging
 public import Messaging
@@ -186,39 +187,15 @@ public enum Setting {
 public enum DatabaseLocation: Sendable, Equatable, CustomStringConvertible {
     /// An SQLite file (the default; one process owns it).
     case sqlite(path: String)
-    /// A PostgreSQL database (several instances may share it).
-    case postgres(PostgresLocation)
+    /// A PostgreSQL database (several instances may share it), as its `postgres://` URL names it.
+    case postgres(PostgresEndpoint)
 
     /// Safe to log: the path, or the URL with its password replaced by `***`.
     public var description: String {
         switch self {
         case .sqlite(let path): path
-        case .postgres(let location): location.redactedURL
+        case .postgres(let endpoint): endpoint.description
         }
-    }
-}
-
-/// A PostgreSQL database as a `postgres://user:password@host:port/database?sslmode=...` URL names it. Not
-/// `CustomStringConvertible` on purpose: log `redactedURL`.
-public struct PostgresLocation: Sendable, Equatable {
-    /// Host name or address (brackets removed from an IPv6 literal).
-    public var host: String
-    /// TCP port, 5432 unless given.
-    public var port: Int
-    /// Login role.
-    public var username: String
-    /// The role's password (percent-decoded), if the URL has one.
-    public var password: String?
-    /// Database name.
-    public var database: String
-    /// `sslmode`: `disable`, `prefer` (the default) or `require` (TLS, server certificate verified).
-    public var sslMode: String
-
-    /// The URL with the password replaced by `***`.
-    public var redactedURL: String {
-        let credentials = password == nil ? username : "\(username):***"
-        let host = self.host.contains(":") ? "[\(self.host)]" : self.host
-        return "postgres://\(credentials)@\(host):\(port)/\(database)" + (sslMode == "prefer" ? "" : "?sslmode=\(sslMode)")
     }
 }
 
@@ -233,7 +210,7 @@ extension Setting {
         return .postgres(try postgres(text, setting: setting))
     }
 
-    private static func postgres(_ text: String, setting: String) throws -> PostgresLocation {
+    private static func postgres(_ text: String, setting: String) throws -> PostgresEndpoint {
         func problem(_ what: String) -> ConfigurationError {
             ConfigurationError(
                 setting: setting,
@@ -246,24 +223,23 @@ extension Setting {
         guard !database.isEmpty, !database.contains("/") else { throw problem("the database name is missing") }
         let port = components.port ?? 5432
         guard (1...65535).contains(port) else { throw problem("the port is not 1-65535") }
-        var sslMode = "prefer"
+        var tls = PostgresEndpoint.TLSMode.prefer
         for item in components.queryItems ?? [] {
             switch item.name {
             case "sslmode":
-                guard let value = item.value, ["disable", "prefer", "require"].contains(value) else {
+                guard let value = item.value.flatMap(PostgresEndpoint.TLSMode.init(rawValue:)) else {
                     throw ConfigurationError(
                         setting: setting, problem: "sslmode must be disable, prefer or require")
                 }
-                sslMode = value
+                tls = value
             default:
                 throw ConfigurationError(
                     setting: setting, problem: "unknown parameter '\(item.name)' (only sslmode is understood)")
             }
         }
-        return PostgresLocation(
+        return PostgresEndpoint(
             host: host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port,
             // URLComponents hands out user, password and path percent-decoded.
-            username: user, password: components.password,
-            database: database, sslMode: sslMode)
+            username: user, password: components.password, database: database, tls: tls)
     }
 }
