@@ -105,7 +105,7 @@ let package = Package(
 
         // MARK: Tests
         // Generic helpers (waiting, files, ports, processes, HTTP, Prometheus text): usable by unit tests.
-        support("TestSupport", dependencies: []),
+        support("TestSupport", dependencies: [logging, serviceLifecycle]),
         // A private RabbitMQ node and what needs one: integration tests only.
         support("BrokerTestSupport", dependencies: ["TestSupport", "Messaging", "CRabbitMQ", logging]),
         // A private PostgreSQL server (one per test process, a fresh database per test): integration tests only.
@@ -120,7 +120,12 @@ let package = Package(
 
         test("CommonTests", in: "Unit", dependencies: ["Common", "EventCodec", logging]),
         test("SQLiteStorageTests", in: "Unit", dependencies: ["SQLiteStorage", "TestSupport", logging, metrics, metricsTestKit]),
-        test("UserServiceTests", in: "Unit", dependencies: ["UserService", "Common", "EventCodec", "SQLiteStorage", "Messaging", "HTTPServer", "TestSupport", logging, nio("NIOHTTP1")]),
+        test(
+            "UserServiceTests", in: "Unit",
+            dependencies: [
+                "UserService", "Common", "EventCodec", "SQLiteStorage", "Messaging", "HTTPServer", "ServiceKit", "ServiceRuntime",
+                "TestSupport", logging, nio("NIOHTTP1"),
+            ]),
         test(
             "HTTPServerTests", in: "Unit", dependencies: ["HTTPServer", "TestSupport", nio("NIOEmbedded"), nio("NIOPosix")]),
         test("MessagingUnitTests", in: "Unit", dependencies: ["Messaging"]),

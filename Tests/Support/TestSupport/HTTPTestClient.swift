@@ -40,3 +40,23 @@ public func httpRequest(
     for (key, value) in http.allHeaderFields { fields["\(key)".lowercased()] = "\(value)" }
     return TestHTTPResponse(status: http.statusCode, body: data, headers: fields)
 }
+
+/// Something a test reaches over HTTP on a port of this machine.
+public protocol LocalHTTPService: Sendable {
+    /// The port it listens on.
+    var port: Int { get }
+}
+
+extension LocalHTTPService {
+    /// One request to `path`, with a JSON body made of `json` or the raw `body`.
+    public func call(
+        _ method: String, _ path: String, json: Any? = nil, body: Data? = nil, headers: [String: String] = [:]
+    ) async throws -> TestHTTPResponse {
+        try await httpRequest(method, port: port, path: path, json: json, body: body, headers: headers)
+    }
+
+    /// `POST /users` with a name and an email.
+    public func create(_ name: String, _ email: String, headers: [String: String] = [:]) async throws -> TestHTTPResponse {
+        try await call("POST", "/users", json: ["name": name, "email": email], headers: headers)
+    }
+}

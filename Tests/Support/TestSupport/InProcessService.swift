@@ -1,12 +1,13 @@
 import Logging
-import ServiceLifecycle
+public import ServiceLifecycle
 
 /// Services of one app running in this process, in a ServiceGroup that the test shuts down.
-final class InProcessService: Sendable {
+public final class InProcessService: Sendable {
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
-    init(_ services: [any Service]) {
+    /// Starts `services` in start order.
+    public init(_ services: [any Service]) {
         let group = ServiceGroup(
             configuration: .init(
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: [], cancellationSignals: [],
@@ -16,7 +17,7 @@ final class InProcessService: Sendable {
     }
 
     /// Shuts the services down gracefully and waits until they stopped.
-    func stop() async {
+    public func stop() async {
         await group.triggerGracefulShutdown()
         _ = try? await task.value
     }
