@@ -29,12 +29,7 @@ struct DatabaseFaultTests {
             #expect(before.status == 201)
 
             // Fill the disk.
-            let filler = "\(disk)/filler"
-            _ = FileManager.default.createFile(atPath: filler, contents: nil)
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
-            let chunk = Data(repeating: 0, count: 64 * 1024)
-            while (try? handle.write(contentsOf: chunk)) != nil {}
-            try? handle.close()
+            let filler = try fillDisk(disk)
 
             var refused: TestHTTPResponse?
             for index in 0..<200 {

@@ -38,12 +38,7 @@ struct PartialFailureTests {
             }
 
             // Fill the disk, then send more than it could hold.
-            let filler = "\(disk)/filler"
-            _ = FileManager.default.createFile(atPath: filler, contents: nil)
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
-            let chunk = Data(repeating: 0, count: 64 * 1024)
-            while (try? handle.write(contentsOf: chunk)) != nil {}
-            try? handle.close()
+            let filler = try fillDisk(disk)
             let ids = (0..<60).map { "full-\($0)" }
             try await publish(
                 ids.map { event(userID: $0, name: String(repeating: "n", count: EventLimits.nameBytes)) }, to: QueueName.order,

@@ -24,6 +24,18 @@ public func mountSmallDisk(in directory: String, size: String = "3m") async thro
     return disk
 }
 
+/// Fills a disk of ``mountSmallDisk(in:size:)`` with a file of zeros until a write fails for lack of space; returns
+/// the file, whose removal makes room again.
+public func fillDisk(_ disk: String) throws -> String {
+    let filler = "\(disk)/filler"
+    _ = FileManager.default.createFile(atPath: filler, contents: nil)
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: filler))
+    let chunk = Data(repeating: 0, count: 64 * 1024)
+    while (try? handle.write(contentsOf: chunk)) != nil {}
+    try? handle.close()
+    return filler
+}
+
 /// Unmounts a disk of ``mountSmallDisk(in:size:)`` (lazily: a process may still hold a file there).
 public func unmountSmallDisk(_ disk: String) {
     _ = try? runProcessBlocking(["/usr/bin/env", "umount", "-l", disk])
