@@ -16,7 +16,7 @@ import Synchronization
 /// sent waits for its client to read (the channel is not writable). When a new connection arrives with every slot
 /// taken, the connection stalled the longest is closed to make room, else the one idle the longest, so clients that
 /// do not read or do not ask cannot lock out a health check.
-/// When no connection is idle the newcomer is *refused*: its first request is answered 503 with `Retry-After` (by
+/// When no connection is stalled or idle the newcomer is *refused*: its first request is answered 503 with `Retry-After` (by
 /// ``RequestAssemblyHandler``). Refused connections have a small budget of their own; beyond it a newcomer is
 /// *dropped* (closed at once). Closings and refusals are logged as one aggregated warning per interval, never one
 /// line per connection.
@@ -72,7 +72,7 @@ final class ConnectionRegistry: Sendable {
         self.logger = logger
     }
 
-    /// Decides for a new connection, evicting the longest-idle one if that makes room. A served or refused
+    /// Decides for a new connection, evicting the longest-stalled, else the longest-idle one if that makes room. A served or refused
     /// connection leaves the registry when it closes.
     func admit(_ channel: any Channel) -> Admission {
         let id = ObjectIdentifier(channel)

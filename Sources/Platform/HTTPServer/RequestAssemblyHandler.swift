@@ -26,7 +26,7 @@ struct ConnectionLimits {
 
     init(
         maxBodySize: Int, maxHeaderSize: Int, headTimeout: Duration, bodyTimeout: Duration, idleTimeout: Duration,
-        writeTimeout: Duration = .seconds(10)
+        writeTimeout: Duration
     ) {
         self.maxBodySize = maxBodySize
         self.maxHeaderSize = maxHeaderSize
@@ -67,10 +67,10 @@ extension RequestBytesObserver: Sendable {}
 /// It runs one timer at a time: the *head* timer from the accept, or from the first byte of a later request, until
 /// the head is complete (slowloris); the *body* timer from the head to the end of the body; the *idle* timer on a
 /// kept-alive connection from a response to the next request's first byte. Each closes the connection when it
-/// fires; none runs while a response is being produced. Beside them, the *write* timer runs while the channel is not
-/// writable (its client does not read what it asked for, and responses pile up): a connection that makes no write
-/// progress for the write timeout is closed. It tells the ``ConnectionRegistry`` when the connection is idle
-/// (evictable), busy, or stalled on writing (evicted first). A connection admitted as `.refuse` answers its first request 503 with `Retry-After`
+/// fires; none runs while a response is being produced. Beside them, the *write* timer runs while a response is not
+/// written out: a connection that makes no write progress (no part of a response written out; a body goes out in
+/// chunks of 16 KiB) for the write timeout is closed, as its client does not read what it asked for. It tells the
+/// ``ConnectionRegistry`` when the connection is idle (evictable), busy, or stalled on writing (evicted first). A connection admitted as `.refuse` answers its first request 503 with `Retry-After`
 /// and closes; one admitted as `.drop` closes as soon as it is active.
 final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -99,8 +99,14 @@ final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandle
 
     private var state = State.waitingForHead
     private var timer: (kind: Timer, task: Scheduled<Void>)?
-    /// Runs while the channel is not writable; closes the connection when it fires.
+    /// Runs while a response is not written out yet; closes the connection when it fires without progress.
     private var writeTimer: Scheduled<Void>?
+    /// Responses handed to the channel whose last byte has not left it yet.
+    private var unfinishedWrites = 0
+    /// Parts of responses written out so far (a body goes out in chunks of ``writeChunk`` bytes): each is progress.
+    private var finishedWrites = 0
+    /// The size of the chunks a response body is written in, so that a client reading slowly shows progress.
+    static let writeChunk = 16 << 10
     /// Bytes arrived while a response was being produced (a pipelined or early next request).
     private var bytesWhileBusy = false
     private let limits: ConnectionLimits
@@ -156,22 +162,52 @@ final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandle
         self.writeTimer = nil
     }
 
-    /// Unwritable: what was written waits for the client to read. Writable again: it read some, which is progress.
+    /// Unwritable: what was written waits for the client to read, so the connection is the first to make room.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            self.writeTimer?.cancel()
-            self.writeTimer = nil
-            self.registry?.markWriteStalled(context.channel, false)
-        } else if self.writeTimer == nil {
-            self.registry?.markWriteStalled(context.channel, true)
-            let channel = context.channel
-            let logger = self.logger
-            self.writeTimer = context.eventLoop.scheduleTask(in: self.limits.writeTimeout) {
-                logger.debug("Closing connection: no write progress within the write timeout (the client does not read)")
-                channel.close(promise: nil)
+        self.registry?.markWriteStalled(context.channel, !context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Write progress
+
+    /// A response was handed to the channel: the write timer runs until every response handed over is written out.
+    private func responseWriteStarted(_ written: EventLoopFuture<Void>, context: ChannelHandlerContext) {
+        self.unfinishedWrites += 1
+        if self.writeTimer == nil { self.armWriteTimer(context: context, progress: self.finishedWrites) }
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        written.whenComplete { _ in
+            let handler = handler.value
+            handler.unfinishedWrites -= 1
+            handler.finishedWrites += 1
+            if handler.unfinishedWrites == 0 {
+                handler.writeTimer?.cancel()
+                handler.writeTimer = nil
             }
         }
-        context.fireChannelWritabilityChanged()
+    }
+
+    /// A promise for one part of a response, which counts as progress once it is written out.
+    private func progressPromise(context: ChannelHandlerContext) -> EventLoopPromise<Void> {
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        promise.futureResult.whenComplete { _ in handler.value.finishedWrites += 1 }
+        return promise
+    }
+
+    /// After the write timeout: closes the connection if no part was written out since `progress`, else waits again.
+    private func armWriteTimer(context: ChannelHandlerContext, progress: Int) {
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        self.writeTimer = context.eventLoop.scheduleTask(in: self.limits.writeTimeout) {
+            let (handler, context) = (handler.value, bound.value)
+            if handler.finishedWrites > progress {
+                handler.armWriteTimer(context: context, progress: handler.finishedWrites)
+                return
+            }
+            handler.writeTimer = nil
+            handler.logger.debug("Closing connection: no write progress within the write timeout (the client does not read)")
+            context.close(promise: nil)
+        }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -354,20 +390,22 @@ final class RequestAssemblyHandler: ChannelDuplexHandler, RemovableChannelHandle
         }
         let head = HTTPResponseHead(version: version, status: response.status, headers: headers)
         context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+        let written = context.eventLoop.makePromise(of: Void.self)
+        self.responseWriteStarted(written.futureResult, context: context)
         if mayHaveBody && !omitBody && !response.body.isEmpty {
-            let body = context.channel.allocator.buffer(bytes: response.body)
-            context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+            var body = context.channel.allocator.buffer(bytes: response.body)
+            while let chunk = body.readSlice(length: min(Self.writeChunk, body.readableBytes)) {
+                context.write(Self.wrapOutboundOut(.body(.byteBuffer(chunk))), promise: self.progressPromise(context: context))
+                if body.readableBytes == 0 { break }
+            }
         }
-        if keepAlive {
-            context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: promise)
-        } else {
+        context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: written)
+        if !keepAlive {
             // Close only once the response has been written, so the client gets all of it.
-            let written = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: written)
             let channel = context.channel
             written.futureResult.whenComplete { _ in channel.close(promise: nil) }
-            written.futureResult.cascade(to: promise)
         }
+        written.futureResult.cascade(to: promise)
     }
 
     // MARK: Timers

@@ -72,7 +72,7 @@ struct RequestAssemblyHandlerTests {
         let channel = EmbeddedChannel()
         let limits = ConnectionLimits(
             maxBodySize: maxBodySize, maxHeaderSize: 1024, headTimeout: .seconds(1), bodyTimeout: .seconds(2),
-            idleTimeout: .seconds(10))
+            idleTimeout: .seconds(10), writeTimeout: .seconds(10))
         try channel.pipeline.syncOperations.addHandler(RequestBytesObserver())
         try channel.pipeline.syncOperations.addHandler(
             RequestAssemblyHandler(limits: limits, admission: admission, registry: nil, logger: testLogger))
