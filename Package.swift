@@ -148,7 +148,8 @@ let package = Package(
         test(
             "OrderServiceTests", in: "Unit",
             dependencies: [
-                "OrderService", "Delivery", "Messaging", "Common", "EventCodec", "SQLiteStorage", "TestSupport", metrics, metricsTestKit, logging,
+                "OrderService", "Delivery", "Messaging", "Common", "EventCodec", "SQLiteStorage", "ServiceKit",
+                "ServiceRuntime", "HTTPServer", "TestSupport", metrics, metricsTestKit, logging,
             ]),
         test("StoreConformanceSQLiteTests", in: "Unit", dependencies: ["StoreConformance"]),
         test("ExecutableTests", in: "Unit", dependencies: ["TestSupport"]),
