@@ -84,11 +84,14 @@ struct HostilePropertiesTests {
     func deeplyNestedHeadersDoNotStopTheFlow(arrays: Bool) async throws {
         let system = try await RunningSystem.start("nested-\(arrays ? "arrays" : "tables")")
         try await withCleanup({ await system.stopAll() }) {
-            for depth in [99, 100, 101, 1_000] {
+            // Up to what one 128 KiB frame holds: about 5 bytes a level of arrays, 7 of tables.
+            for depth in [99, 100, 101, 1_000, arrays ? 20_000 : 14_000] {
                 let userID = "nested-\(depth)"
-                try RawPublisher.publish(
-                    url: system.brokerURL, queue: "queue_dispatch", body: event("N", userID: userID),
-                    properties: RawProperties(headers: [("deep", .nested(depth: depth, arrays: arrays))]))
+                try await onLargeStack {
+                    try RawPublisher.publish(
+                        url: system.brokerURL, queue: "queue_dispatch", body: event("N", userID: userID),
+                        properties: RawProperties(headers: [("deep", .nested(depth: depth, arrays: arrays))]))
+                }
                 // Stored, or set aside with a reason: never stuck, never lost.
                 try await eventually(timeout: .seconds(20), "the event nested \(depth) deep is handled") {
                     if try system.snapshots()[userID] != nil { return true }
@@ -97,5 +100,14 @@ struct HostilePropertiesTests {
             }
             try await system.expectFlowAndNoReconnect()
         }
+    }
+}
+
+/// Runs `body` on a thread of its own with a 64 MiB stack: encoding a header nested 20,000 deep recurses as deep.
+private func onLargeStack(_ body: @escaping @Sendable () throws -> Void) async throws {
+    try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+        let thread = Thread { done.resume(with: Result { try body() }) }
+        thread.stackSize = 64 << 20
+        thread.start()
     }
 }

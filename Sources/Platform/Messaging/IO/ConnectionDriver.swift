@@ -98,6 +98,9 @@ final class ConnectionDriver<Role: ConnectionRole> {
                         mailbox.finish()
                         exit.resume(returning: driver.stopError)
                     }
+                    // rabbitmq-c decodes nested header tables and arrays recursively, bounded only by the frame: a header
+                    // of ~26,000 nested arrays in 128 KiB. Room for that, whatever the platform's default thread stack.
+                    thread.stackSize = Self.threadStackSize
                     thread.start()
                 }
             } onCancel: {
@@ -396,6 +399,11 @@ extension ConnectionDriver: Sendable {}
 
 /// Names the calling OS thread (shown by `top -H`, `ps -L` and debuggers). Foundation's `Thread.name` does not on
 /// Linux, and `pthread_setname_np` is not visible to Swift there, so this writes `/proc/thread-self/comm`.
+extension ConnectionDriver {
+    /// The stack of a connection's thread: virtual memory, of which only what a decode touches is ever used.
+    static var threadStackSize: Int { 64 << 20 }
+}
+
 private func nameCurrentThread(_ name: String) {
     let descriptor = open("/proc/thread-self/comm", O_WRONLY)
     guard descriptor >= 0 else { return }
