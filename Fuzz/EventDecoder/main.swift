@@ -1,5 +1,5 @@
 // libFuzzer harness for the event decoder (`make fuzz`): built with `swiftc -sanitize=fuzzer` together with the
-// sources of Common, so `UserEvent` is in this module. Any crash, sanitizer report or broken property below is a
+// sources of EventCodec, so `UserEvent` is in this module. Any crash, sanitizer report or broken property below is a
 // finding; libFuzzer saves the input under .build/fuzz/artifacts.
 import Foundation
 

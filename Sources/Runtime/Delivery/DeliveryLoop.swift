@@ -151,17 +151,24 @@ public final class DeliveryLoop: Service, Sendable {
             var properties = delivery.properties
             properties.headers[HeaderName.attempts] = String(attempts)
             // Received properties may no longer fit once re-encoded (a float rendered as a longer string, invalid
-            // UTF-8 repaired into three bytes a byte): fit them, and say what was dropped.
-            let fitting = properties.fittedToAMQP(frameMax: publisher.frameMax, keeping: [HeaderName.attempts])
-            let copy = OutboundMessage(queue: queue, body: delivery.body, properties: fitting.properties)
-            let moved = await relocate(delivery, copy) {
-                var details = metadata(delivery).merging(["attempts": "\(attempts)"]) { $1 }
-                if !fitting.dropped.isEmpty { details["dropped"] = .untrusted(fitting.dropped.joined(separator: ", ")) }
-                logger.warning("message redelivered unsettled, requeued with its attempt count", metadata: details)
+            // UTF-8 repaired into three bytes a byte): fit them to the frame agreed now, and should the broker agree to
+            // less by the time the copy is sent (a reconnect to another node), to the least a broker may agree to.
+            var refusal: MessagingError?
+            for frameMax in [publisher.frameMax, AMQPLimits.minimumFrameSize] {
+                let fitting = properties.fittedToAMQP(frameMax: frameMax, keeping: [HeaderName.attempts])
+                let copy = OutboundMessage(queue: queue, body: delivery.body, properties: fitting.properties)
+                let moved = await relocate(delivery, copy) {
+                    var details = metadata(delivery).merging(["attempts": "\(attempts)"]) { $1 }
+                    if !fitting.dropped.isEmpty { details["dropped"] = .untrusted(fitting.dropped.joined(separator: ", ")) }
+                    logger.warning("message redelivered unsettled, requeued with its attempt count", metadata: details)
+                }
+                guard case .unencodable(let error) = moved else { return }
+                refusal = error
             }
-            if case .unencodable(let error) = moved {
+            if let refusal {
                 // Retrying cannot make it fit: set it aside instead of holding it for ever.
-                let letter = DeadLetter(reason: "could not be requeued with its attempt count: \(error)", attempts: attempts)
+                let letter = DeadLetter(
+                    reason: "could not be requeued with its attempt count: \(refusal)", attempts: attempts)
                 await moveToDeadLetter(delivery, letter, code: "unencodable")
             }
             return

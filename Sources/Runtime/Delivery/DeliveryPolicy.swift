@@ -1,4 +1,4 @@
-public import Common
+import Common
 public import EventCodec
 import Foundation
 import Messaging

@@ -5,7 +5,7 @@ public import Messaging
 /// The broker connections of a service that consumes one queue: a consumer of the queue, and a publisher that
 /// declares `<queue>.dead` and the queues the service's handler publishes to.
 ///
-/// Made first (``ServiceAssembly/consume(_:service:declaring:prefetch:)``), so that the handler can publish through
+/// Made first (``ServiceAssembly/consume(_:service:declaring:broker:prefetch:)``), so that the handler can publish through
 /// ``publisher``; then ``ServiceAssembly/deliver(_:maxAttempts:handler:batchHandler:)`` runs the handler.
 public struct ConsumerConnections: Sendable {
     /// The queue consumed.

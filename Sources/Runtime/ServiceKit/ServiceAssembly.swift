@@ -11,7 +11,7 @@ public import ServiceRuntime
 /// recorded in the metrics) and groups the parts in ``ServiceStages`` for ``ServiceRunner``.
 public struct ServiceAssembly {
     /// The logger every part logs to.
-    public let logger: Logger
+    let logger: Logger
     /// The process's parts, in their stages.
     public var stages = ServiceStages()
     /// The routes of the service's HTTP server, besides health and metrics.

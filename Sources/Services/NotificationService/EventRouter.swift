@@ -62,17 +62,17 @@ struct EventRouter: Sendable {
         // its destinations, where they would count against it from the start.
         properties.headers[HeaderName.attempts] = nil
         properties.headers[HeaderName.deliveryCount] = nil
-        if properties.type == nil { properties.type = eventType }
-        if properties.contentType == nil { properties.contentType = "application/json" }
-        if let trace = properties.headers[HeaderName.traceparent] { metadata["traceparent"] = .untrusted(trace) }
-        metadata["event"] = .untrusted(eventType)
         // What was received may not fit once re-encoded (a float rendered as a longer string, invalid UTF-8 repaired
         // into three bytes a byte): the copies carry what fits the frame agreed with the broker, and the log says what
-        // was left out.
+        // was left out. The defaults below are set after, so a dropped `type` is filled in again.
         let fitting = properties.fittedToAMQP(
             frameMax: publisher.frameMax, keeping: [HeaderName.traceparent, HeaderName.tracestate])
         properties = fitting.properties
         if !fitting.dropped.isEmpty { metadata["dropped"] = .untrusted(fitting.dropped.joined(separator: ", ")) }
+        if properties.type == nil { properties.type = eventType }
+        if properties.contentType == nil { properties.contentType = "application/json" }
+        if let trace = properties.headers[HeaderName.traceparent] { metadata["traceparent"] = .untrusted(trace) }
+        metadata["event"] = .untrusted(eventType)
 
         let destinations = table.value.destinations(for: eventType)
         guard !destinations.isEmpty else {
@@ -110,11 +110,26 @@ extension EventRouter {
     /// again, a few times, before failing as an ordinary (counted) attempt. Destinations that had confirmed get the
     /// message again; their consumers absorb duplicates.
     func publishRedeclaring(_ messages: [OutboundMessage]) async throws {
+        var messages = messages
         var redeclared = 0
+        var refitted = false
         while true {
             do {
                 try await publisher.publish(messages)
                 return
+            } catch let error as MessagingError where error.code == .unencodable && !refitted {
+                // Fitted to a frame size the broker no longer agrees to (a reconnect to another node): once more, fitted
+                // to the least a broker may agree to; what still cannot be carried is the event's fault.
+                refitted = true
+                let keeping = Set([HeaderName.traceparent, HeaderName.tracestate] + DeadLetter.headerNames)
+                messages = messages.map { message in
+                    var message = message
+                    message.properties = message.properties.fittedToAMQP(
+                        frameMax: AMQPLimits.minimumFrameSize, keeping: keeping
+                    ).properties
+                    return message
+                }
+                logger.warning("a forward did not fit the agreed frame size, fitted to the smallest", metadata: ["error": "\(error)"])
             } catch let error as MessagingError where error.code == .unroutable && redeclared < 3 {
                 redeclared += 1
                 let queues = Array(Set(messages.map(\.queue))).sorted()

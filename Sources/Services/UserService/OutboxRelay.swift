@@ -115,10 +115,15 @@ final class OutboxRelay: Service, Sendable {
                 let skipped = progress.withLock { $0.unmarked.union($0.marking) }
                 let limit = Self.batchSize + skipped.count
                 let rows = try await outbox.pending(after: watermark, limit: limit)
-                let plan = Self.plan(rows.filter { !skipped.contains($0.seq) }, frameMax: publisher.frameMax)
+                let unpublished = rows.filter { !skipped.contains($0.seq) }
+                // The frame size of a connection that is up: a stale one of a connection gone must not set a row
+                // aside that the next connection can carry (a publish that then does not fit fails, and is planned
+                // again with the new size).
+                let frameMax = publisher.isConnected ? publisher.frameMax : AMQPLimits.frameMax
+                let plan = Self.plan(unpublished, frameMax: frameMax)
                 try await setAside(plan.setAside)
                 let sawAll = rows.count < limit
-                if sawAll && plan.finishesTheRead { backlog.record(plan.batch.count) }
+                if sawAll { backlog.record(unpublished.count - plan.setAside.count) }
                 guard !plan.batch.isEmpty else {
                     // Nothing to publish: the read held only rows set aside now.
                     if let advanced = plan.advancedTo { published.withLock { $0 = max($0 ?? advanced, advanced) } }

@@ -45,10 +45,10 @@ final class PostgresOutbox: Outbox {
         """,
     ]
 
-    /// The advisory lock whose holder is the relay.
     /// Why a row was set aside (AMQP cannot carry it); NULL for every row that can be published. Migration 2.
     static let setAsideColumn = "ALTER TABLE outbox ADD COLUMN set_aside_reason TEXT"
 
+    /// The advisory lock whose holder is the relay.
     static let relayLock = PostgresPool.lockKey("swift-user-events:outbox-relay")
     /// How often an instance that is not the relay tries to become it.
     static let lockRetryInterval = Duration.seconds(1)

@@ -101,9 +101,17 @@ enum DeadLetterRequeue {
                     // would pass it on as is, and the consumer would count it as failed attempts.
                     properties.headers[HeaderName.deliveryCount] = nil
                     // Received properties may not fit once re-encoded: send what fits the agreed frame.
-                    properties = properties.fittedToAMQP(
-                        frameMax: publisher.frameMax, keeping: [HeaderName.traceparent, HeaderName.tracestate]
-                    ).properties
+                    let fitting = properties.fittedToAMQP(
+                        frameMax: publisher.frameMax, keeping: [HeaderName.traceparent, HeaderName.tracestate])
+                    properties = fitting.properties
+                    if !fitting.dropped.isEmpty {
+                        logger.warning(
+                            "moved without what AMQP cannot carry of its properties",
+                            metadata: [
+                                "message_id": .untrusted(delivery.properties.messageID ?? ""),
+                                "dropped": .untrusted(fitting.dropped.joined(separator: ", ")),
+                            ])
+                    }
                     if let originalQueue, originalQueue != destination { report.namedAnotherQueue += 1 }
                     try await publisher.publish([
                         OutboundMessage(queue: destination, body: delivery.body, properties: properties)

@@ -229,14 +229,25 @@ struct DeliveryLoopTests {
 
     @Test(.timeLimit(.minutes(1)))
     func aRecountThatCannotBeEncodedIsDeadLetteredNotRetried() async throws {
+        // Refused at the agreed frame size, then fitted to the smallest a broker may agree to and refused again.
         let (journal, metrics) = try await run(
-            [delivery(id: "n", redelivered: true)], publishFailures: 1,
+            [delivery(id: "n", redelivered: true)], publishFailures: 2,
             publishRefusal: MessagingError(.unencodable, "cannot publish")
         ) { _ in }
-        #expect(journal.all == [.publishFailed, .published(queue: "queue_test.dead"), .acked("n")])
+        #expect(journal.all == [.publishFailed, .publishFailed, .published(queue: "queue_test.dead"), .acked("n")])
         let headers = try #require(journal.published.first).properties.headers
         #expect(headers["x-error"]?.contains("could not be requeued") == true)
         #expect(counter(metrics, "events_dead_lettered_total", [("queue", queue), ("reason", "unencodable")]) == 1)
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aRecountRefusedAtAStaleFrameSizeIsFittedToTheSmallestAndRequeued() async throws {
+        // The frame agreed when the copy was fitted is no longer the connection's (a reconnect to another node).
+        let (journal, _) = try await run(
+            [delivery(id: "s", redelivered: true)], publishFailures: 1,
+            publishRefusal: MessagingError(.unencodable, "cannot publish")
+        ) { _ in }
+        #expect(journal.all == [.publishFailed, .published(queue: queue), .acked("s")])
     }
 
     @Test(.timeLimit(.minutes(1)))
