@@ -20,7 +20,7 @@ public final class DatabaseWriter: Sendable {
     ///
     /// Blocks until the database is open and migrated, so a bad path or a failing migration throws here.
     public init(
-        path: String, options: SQLiteConnection.Options = .init(), migrations: [String] = [], logger: Logger
+        path: String, options: SQLiteConnection.Options = .init(), migrations: [[String]] = [], logger: Logger
     ) throws {
         var logger = logger
         logger[metadataKey: "db"] = "\(path)"

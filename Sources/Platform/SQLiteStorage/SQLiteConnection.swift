@@ -275,18 +275,19 @@ public final class SQLiteConnection {
         }
     }
 
-    /// Brings the schema up to date: migration `i` (0-based) runs when `PRAGMA user_version` <= `i`, in its own
-    /// transaction together with setting `user_version = i + 1`.
+    /// Brings the schema up to date: migration `i` (0-based), a list of SQL texts run in order (each may hold several
+    /// statements), runs when `PRAGMA user_version` <= `i`, in its own transaction together with setting
+    /// `user_version = i + 1`. The same shape as PostgreSQL's migrations (`PostgresPool`).
     ///
     /// Re-running is a no-op; a failing migration is rolled back and leaves `user_version` unchanged.
-    public func migrate(_ migrations: [String]) throws {
+    public func migrate(_ migrations: [[String]]) throws {
         var version = try userVersion()
         while version < migrations.count {
             let index = version
             try transaction(.immediate) {
                 // Re-read under the write lock: another process may have migrated meanwhile.
                 guard try userVersion() == index else { return }
-                try execute(migrations[index])
+                for sql in migrations[index] { try execute(sql) }
                 try execute("PRAGMA user_version = \(index + 1)")
             }
             version = try userVersion()

@@ -10,8 +10,8 @@ import SQLiteStorage
 /// `DatabaseReader` of their own, so they never wait behind a commit.
 final class SQLiteSnapshotStore: SnapshotStore {
     /// The schema of `orders.sqlite`, oldest first; a file gets the ones it lacks when it is opened.
-    static let migrations = [
-        """
+    static let migrations: [[String]] = [
+        ["""
         CREATE TABLE user_snapshots (
             user_id TEXT PRIMARY KEY,
             name TEXT,
@@ -22,9 +22,9 @@ final class SQLiteSnapshotStore: SnapshotStore {
             event_id TEXT NOT NULL,
             occurred_at TEXT
         );
-        """,
+        """],
         // Snapshots written before this migration were all compared by version: they stay versioned.
-        "ALTER TABLE user_snapshots ADD COLUMN versioned INTEGER NOT NULL DEFAULT 1;",
+        ["ALTER TABLE user_snapshots ADD COLUMN versioned INTEGER NOT NULL DEFAULT 1;"],
     ]
 
     private let writer: DatabaseWriter

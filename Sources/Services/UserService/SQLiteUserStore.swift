@@ -10,9 +10,9 @@ import SQLiteStorage
 /// never wait behind a commit.
 final class SQLiteUserStore: UserStore {
     /// The schema of `users.sqlite`, oldest first; a file gets the ones it lacks when it is opened.
-    static let migrations = [
+    static let migrations: [[String]] = [
         // 1: users, and the outbox their events go to.
-        """
+        ["""
         CREATE TABLE users (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
             id TEXT NOT NULL UNIQUE,
@@ -23,9 +23,9 @@ final class SQLiteUserStore: UserStore {
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL
         );
-        """ + SQLiteOutbox.table,
+        """, SQLiteOutbox.table],
         // 2: idempotency keys, with the response body first sent.
-        """
+        ["""
         CREATE TABLE idempotency_keys (
             key TEXT PRIMARY KEY,
             fingerprint TEXT NOT NULL,
@@ -34,10 +34,10 @@ final class SQLiteUserStore: UserStore {
             created_at TEXT NOT NULL
         );
         CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
-        """,
+        """],
         // 3: idempotency keys keep the user they created as data, not as an HTTP body. The bodies stored by
         // migration 2 are the created user's JSON; a row whose body is not one (none was ever written) is dropped.
-        """
+        ["""
         CREATE TABLE idempotency_keys_new (
             key TEXT PRIMARY KEY,
             fingerprint TEXT NOT NULL,
@@ -56,9 +56,9 @@ final class SQLiteUserStore: UserStore {
         DROP TABLE idempotency_keys;
         ALTER TABLE idempotency_keys_new RENAME TO idempotency_keys;
         CREATE INDEX idempotency_keys_created ON idempotency_keys(created_at);
-        """,
+        """],
         // 4: outbox rows AMQP cannot carry are set aside with the reason, kept but no longer pending.
-        SQLiteOutbox.setAsideColumn,
+        [SQLiteOutbox.setAsideColumn],
     ]
 
     /// The events of every change, appended in the change's transaction.

@@ -7,11 +7,11 @@ import Synchronization
 import Testing
 
 private let schema = [
-    """
-    CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER NOT NULL UNIQUE);
-    CREATE TABLE parent(id INTEGER PRIMARY KEY);
-    CREATE TABLE child(id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);
-    """
+    [
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER NOT NULL UNIQUE);",
+        "CREATE TABLE parent(id INTEGER PRIMARY KEY);",
+        "CREATE TABLE child(id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);",
+    ]
 ]
 
 private struct Boom: Error {}
@@ -30,7 +30,7 @@ private struct CountedWriter: Sendable {
     let writer: DatabaseWriter
     private let metrics = TestMetrics()
 
-    init(path: String, options: SQLiteConnection.Options = .init(), migrations: [String] = schema) throws {
+    init(path: String, options: SQLiteConnection.Options = .init(), migrations: [[String]] = schema) throws {
         writer = try withMetricsFactory(metrics) {
             try DatabaseWriter(path: path, options: options, migrations: migrations, logger: quietLogger)
         }
@@ -284,7 +284,7 @@ struct DatabaseWriterTests {
 
             let path = directory.appendingPathComponent("badmigration.sqlite").path
             let migrationError = databaseError {
-                try DatabaseWriter(path: path, migrations: ["CREATE TABLE a(x)", "NOT SQL"], logger: quietLogger)
+                try DatabaseWriter(path: path, migrations: [["CREATE TABLE a(x)"], ["NOT SQL"]], logger: quietLogger)
             }
             #expect(migrationError?.sql == "NOT SQL")
             let version = try ints(SQLiteConnection(path: path), "PRAGMA user_version")

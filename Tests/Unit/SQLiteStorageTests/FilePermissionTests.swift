@@ -16,7 +16,7 @@ struct FilePermissionTests {
             let path = directory.appendingPathComponent("private.sqlite").path
             let previous = umask(0o022)  // the common default, which would leave the file world-readable
             defer { umask(previous) }
-            let writer = try DatabaseWriter(path: path, migrations: ["CREATE TABLE t(x TEXT);"], logger: Logger(label: "test"))
+            let writer = try DatabaseWriter(path: path, migrations: [["CREATE TABLE t(x TEXT);"]], logger: Logger(label: "test"))
             try await writer.write { db in try db.run("INSERT INTO t(x) VALUES ('secret')") }
             for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) {
                 let mode = try mode(file)

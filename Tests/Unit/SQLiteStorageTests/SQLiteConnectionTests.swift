@@ -302,8 +302,9 @@ struct TransactionTests {
         try await withTemporaryDirectory { directory in
             let path = directory.appendingPathComponent("migrate.sqlite").path
             let migrations = [
-                "CREATE TABLE users(id TEXT PRIMARY KEY)",
-                "ALTER TABLE users ADD COLUMN email TEXT; CREATE INDEX users_email ON users(email);",
+                ["CREATE TABLE users(id TEXT PRIMARY KEY)"],
+                // A migration is a list of texts, each of which may hold several statements.
+                ["ALTER TABLE users ADD COLUMN email TEXT;", "CREATE INDEX users_email ON users(email);"],
             ]
             do {
                 let db = try SQLiteConnection(path: path)
@@ -315,7 +316,7 @@ struct TransactionTests {
             }
             let db = try SQLiteConnection(path: path)
             try db.migrate(migrations)
-            try db.migrate(migrations + ["ALTER TABLE users ADD COLUMN name TEXT"])
+            try db.migrate(migrations + [["ALTER TABLE users ADD COLUMN name TEXT"]])
             #expect(try ints(db, "PRAGMA user_version") == [3])
             let row = try db.queryFirst("SELECT id, email, name FROM users")
             #expect(row?.string("id") == "u1")
@@ -327,15 +328,15 @@ struct TransactionTests {
     @Test func failingMigrationLeavesVersionUnchanged() async throws {
         try await withTemporaryDirectory { directory in
             let db = try SQLiteConnection(path: directory.appendingPathComponent("bad.sqlite").path)
-            let good = "CREATE TABLE a(v INTEGER)"
-            let bad = "CREATE TABLE b(v INTEGER); INSERT INTO no_such_table VALUES(1);"
+            let good = ["CREATE TABLE a(v INTEGER)"]
+            let bad = ["CREATE TABLE b(v INTEGER);", "INSERT INTO no_such_table VALUES(1);"]
             let error = databaseError { try db.migrate([good, bad]) }
             #expect(error?.message.contains("no_such_table") == true)
             #expect(try ints(db, "PRAGMA user_version") == [1])
             #expect(try db.query("SELECT name FROM sqlite_master WHERE name = 'b'").isEmpty)
             #expect(try db.query("SELECT name FROM sqlite_master WHERE name = 'a'").count == 1)
 
-            try db.migrate([good, "CREATE TABLE b(v INTEGER)"])
+            try db.migrate([good, ["CREATE TABLE b(v INTEGER)"]])
             #expect(try ints(db, "PRAGMA user_version") == [2])
         }
     }

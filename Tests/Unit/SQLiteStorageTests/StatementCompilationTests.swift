@@ -4,7 +4,7 @@ import Testing
 
 /// Once a workload's statements are cached, running it again compiles no SQL: no `sqlite3Parser` on the hot path.
 struct StatementCompilationTests {
-    private static let schema = ["CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER NOT NULL);"]
+    private static let schema = [["CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER NOT NULL);"]]
 
     /// Writes (group transactions with savepoints), reads on the writer and reads on a reader, repeated: the
     /// compile counts of both connections stay where the first round left them.
