@@ -151,19 +151,15 @@ public final class DeliveryLoop: Service, Sendable {
             var properties = delivery.properties
             properties.headers[HeaderName.attempts] = String(attempts)
             // Received properties may no longer fit once re-encoded (a float rendered as a longer string, invalid
-            // UTF-8 repaired into three bytes a byte): fit them to the frame agreed now, and should the broker agree to
-            // less by the time the copy is sent (a reconnect to another node), to the least a broker may agree to.
-            var refusal: MessagingError?
-            for frameMax in [publisher.frameMax, AMQPLimits.minimumFrameSize] {
+            // UTF-8 repaired into three bytes a byte): the copy carries what fits, and the log says what was left out.
+            let refusal = await relocateFitted(delivery) { frameMax in
                 let fitting = properties.fittedToAMQP(frameMax: frameMax, keeping: [HeaderName.attempts])
                 let copy = OutboundMessage(queue: queue, body: delivery.body, properties: fitting.properties)
-                let moved = await relocate(delivery, copy) {
+                return (copy, { [self] in
                     var details = metadata(delivery).merging(["attempts": "\(attempts)"]) { $1 }
                     if !fitting.dropped.isEmpty { details["dropped"] = .untrusted(fitting.dropped.joined(separator: ", ")) }
                     logger.warning("message redelivered unsettled, requeued with its attempt count", metadata: details)
-                }
-                guard case .unencodable(let error) = moved else { return }
-                refusal = error
+                })
             }
             if let refusal {
                 // Retrying cannot make it fit: set it aside instead of holding it for ever.
@@ -254,24 +250,37 @@ public final class DeliveryLoop: Service, Sendable {
 
     private func moveToDeadLetter(_ delivery: Delivery, _ letter: DeadLetter, code: String) async {
         let deadQueue = QueueName.deadLetter(for: queue)
-        // Fitted to the frame size agreed now; should the broker agree to less by the time it is sent (a reconnect
-        // to another node), to the least a broker may agree to.
-        for frameMax in [publisher.frameMax, AMQPLimits.minimumFrameSize] {
+        let refusal = await relocateFitted(delivery) { frameMax in
             let properties = letter.marking(delivery.properties, movedFrom: queue, frameMax: frameMax)
-            let message = OutboundMessage(queue: deadQueue, body: delivery.body, properties: properties)
-            let moved = await relocate(delivery, message) {
+            return (OutboundMessage(queue: deadQueue, body: delivery.body, properties: properties), { [self] in
                 metrics.deadLettered.labelled(code).increment()
                 logger.error(
                     "message moved to dead-letter queue",
                     metadata: metadata(delivery).merging([
                         "queue": "\(deadQueue)", "reason": .untrusted(letter.reason), "code": "\(code)",
                     ]) { $1 })
-            }
-            guard case .unencodable(let error) = moved else { return }
-            logger.error(
-                "dead-letter copy cannot be encoded", metadata: metadata(delivery).merging(["error": "\(error)"]) { $1 })
+            })
         }
-        // Only a body over the broker's own limit gets here, and the broker never delivers one: left unacked.
+        if let refusal {
+            // Only a body over the broker's own limit gets here, and the broker never delivers one: left unacked.
+            logger.error(
+                "dead-letter copy cannot be encoded", metadata: metadata(delivery).merging(["error": "\(refusal)"]) { $1 })
+        }
+    }
+
+    /// Relocates the copy of `delivery` that `copy` makes for a frame size: fitted to the size agreed with the broker
+    /// now, and, should that be refused as unencodable (a reconnect agreed to less), once more to the least a broker
+    /// may agree to. Returns the refusal when both were refused; nil when the copy moved or the loop is stopping.
+    private func relocateFitted(
+        _ delivery: Delivery, _ copy: (_ frameMax: Int) -> (message: OutboundMessage, done: () -> Void)
+    ) async -> MessagingError? {
+        var refusal: MessagingError?
+        for frameMax in [publisher.frameMax, AMQPLimits.minimumFrameSize] {
+            let (message, done) = copy(frameMax)
+            guard case .unencodable(let error) = await relocate(delivery, message, done: done) else { return nil }
+            refusal = error
+        }
+        return refusal
     }
 
     /// How a ``relocate(_:_:done:)`` ended.

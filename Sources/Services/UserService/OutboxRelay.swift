@@ -126,16 +126,14 @@ final class OutboxRelay: Service, Sendable {
                 if sawAll { backlog.record(unpublished.count - plan.setAside.count) }
                 guard !plan.batch.isEmpty else {
                     // Nothing to publish: the read held only rows set aside now.
-                    if let advanced = plan.advancedTo { published.withLock { $0 = max($0 ?? advanced, advanced) } }
+                    advanceWatermark(to: plan.advancedTo)
                     if sawAll { return } else { continue }
                 }
                 let start = ContinuousClock.now
                 try await publisher.publish(plan.batch.map(\.message))
                 publishDuration.record(duration: start.duration(to: .now))
                 progress.withLock { $0.unmarked.formUnion(plan.batch.map(\.entry.seq)) }
-                if let advanced = plan.advancedTo {
-                    published.withLock { $0 = max($0 ?? advanced, advanced) }
-                }
+                advanceWatermark(to: plan.advancedTo)
                 markWake.yield()
                 failures = 0
                 for (entry, _) in plan.batch {
@@ -159,6 +157,12 @@ final class OutboxRelay: Service, Sendable {
                 guard (try? await Task.sleep(for: delay)) != nil else { return }
             }
         }
+    }
+
+    /// Every row up to `position` is published or set aside: later reads may start after it.
+    private func advanceWatermark(to position: Int64?) {
+        guard let position else { return }
+        published.withLock { $0 = max($0 ?? position, position) }
     }
 
     /// What one round of ``drain(retrying:markWake:)`` does with the rows it read (oldest first, those already
@@ -188,14 +192,17 @@ final class OutboxRelay: Service, Sendable {
                 plan.sawEveryRow = false
                 break
             }
+            // A user's later row waits for the next batch; only a row that goes now is made into a message.
+            guard !users.contains(entry.userID) else {
+                plan.firstDeferred = plan.firstDeferred ?? entry.seq
+                continue
+            }
             let message = Self.message(for: entry)
             if let problem = message.amqpProblem(frameMax: frameMax) {
                 plan.setAside.append((entry, problem))
-            } else if users.insert(entry.userID).inserted {
-                plan.batch.append((entry, message))
             } else {
-                plan.firstDeferred = plan.firstDeferred ?? entry.seq
-                continue
+                users.insert(entry.userID)
+                plan.batch.append((entry, message))
             }
             if plan.firstDeferred == nil { plan.advancedTo = entry.seq }
         }
